@@ -1,0 +1,127 @@
+"""FLOPs and median CPU latency of the whole network for each subtraction-unit implementation.
+
+    python benchmarks/model_cost.py                       # M2SNet, 352x352, batch 1, 2 threads
+    python benchmarks/model_cost.py --variant m2snet-light --size 256 --impls factored
+    python benchmarks/model_cost.py --json benchmarks/results/model_cost_cpu.json
+
+Implementations are timed round-robin (one forward of each per round) so that the noise of
+a shared machine hits all of them alike; the speed-up is the ratio of medians of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import m2snet  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = dict(m2snet.VARIANTS[args.variant])
+    if args.backbone:
+        config["backbone"] = args.backbone
+    if args.width:
+        config["width"] = args.width
+    model = m2snet.create_model(**config)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    impls = args.impls.split(",")
+    flops, times = {}, {impl: [] for impl in impls}
+    for impl in impls:
+        model.impl = impl
+        flops[impl] = count_flops(model, x)
+    with torch.inference_mode():
+        for impl in impls:
+            model.impl = impl
+            for _ in range(args.warmup):
+                model(x)
+        for _ in range(args.repeats):
+            for impl in impls:
+                model.impl = impl
+                start = time.perf_counter()
+                model(x)
+                times[impl].append(time.perf_counter() - start)
+
+    medians = {impl: statistics.median(t) * 1e3 for impl, t in times.items()}
+    base = impls[0]
+    result = {
+        "benchmark": "model_cost",
+        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "variant": args.variant, "model": config, "size": args.size, "batch": args.batch,
+        "threads": args.threads, "repeats": args.repeats, "channels_last": args.channels_last,
+        "machine": {"cpu": cpu_name(), "cores": torch.get_num_threads(),
+                    "python": platform.python_version(), "torch": torch.__version__},
+        "results": {impl: {"gflops": flops[impl] / 1e9, "median_ms": medians[impl],
+                           "min_ms": min(times[impl]) * 1e3,
+                           "fps": 1e3 * args.batch / medians[impl],
+                           f"speedup_vs_{base}": medians[base] / medians[impl]}
+                    for impl in impls},
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", default="m2snet", choices=sorted(m2snet.VARIANTS))
+    parser.add_argument("--backbone", help="override the variant's timm backbone")
+    parser.add_argument("--width", type=int, help="override the variant's decoder width")
+    parser.add_argument("--impls", default="dense,factored",
+                        help="comma-separated subtraction-unit implementations; the first is "
+                             "the baseline of the speed-up column (default: dense,factored)")
+    parser.add_argument("--size", type=int, default=352, help="input side (multiple of 32)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=15, help="timed rounds (default 15)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    result = run(args)
+    base = args.impls.split(",")[0]
+    model = result["model"]
+    print(f"{args.variant} ({model['backbone']}, width {model['width']}) {args.size}x{args.size} batch {args.batch}, {args.threads} threads, "
+          f"{result['machine']['cpu']}, torch {torch.__version__}")
+    print(f"{'impl':<10} {'GFLOPs':>8} {'median ms':>10} {'fps':>7} {'speed-up':>9}")
+    for impl, r in result["results"].items():
+        print(f"{impl:<10} {r['gflops']:>8.1f} {r['median_ms']:>10.1f} {r['fps']:>7.1f} "
+              f"{r[f'speedup_vs_{base}']:>8.2f}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from m2snet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+
+
+def spec_entries(arch: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of every entry of the authors' checkpoint, in their order."""
+    entries = []
+    for line in (DATA / f"{arch}_state_dict.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, shape = line.split("\t")
+            entries.append((name, tuple(ast.literal_eval(shape))))
+    return entries
+
+
+def authors_state_dict(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict in the authors' exact layout (as listed in the spec)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in spec_entries(arch):
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(1000, dtype=torch.long)
+        elif name.endswith("running_var"):
+            state[name] = torch.rand(shape, generator=gen) + 0.5
+        else:
+            state[name] = torch.randn(shape, generator=gen) * 0.05
+    return state
+
+
+def calibrate(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch.nn.Module:
+    """Random BatchNorm affines and running statistics taken from x, so activations stay
+    O(1) and every BatchNorm is far from the identity; returns the model in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
+                module.bias.copy_(torch.rand(module.bias.shape, generator=gen) - 0.5)
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def float64_m2snet():
+    """A calibrated float64 M2SNet shared by the (slow to build) equivalence tests."""
+    import m2snet
+    torch.manual_seed(0)
+    model = m2snet.create_model("m2snet").double()
+    return calibrate(model, torch.randn(2, 3, 96, 96, dtype=torch.float64))
