@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Triton decides at import whether to interpret kernels: without a GPU, its interpreter runs
+# the CUDA kernels on CPU tensors (set before anything imports triton).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DATA = Path(__file__).parent / "data"
 
