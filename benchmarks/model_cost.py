@@ -23,16 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import m2snet  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from benchmarks_common import cpu_name  # noqa: E402
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -49,12 +40,13 @@ def run(args: argparse.Namespace) -> dict:
         config["backbone"] = args.backbone
     if args.width:
         config["width"] = args.width
-    model = m2snet.create_model(**config)
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    model = m2snet.create_model(**config).to(args.device, dtype)
+    x = torch.randn(args.batch, 3, args.size, args.size).to(args.device, dtype)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    x = torch.randn(args.batch, 3, args.size, args.size)
-    if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     impls = args.impls.split(",")
     flops, times = {}, {impl: [] for impl in impls}
@@ -69,8 +61,10 @@ def run(args: argparse.Namespace) -> dict:
         for _ in range(args.repeats):
             for impl in impls:
                 model.impl = impl
+                sync()
                 start = time.perf_counter()
                 model(x)
+                sync()
                 times[impl].append(time.perf_counter() - start)
 
     medians = {impl: statistics.median(t) * 1e3 for impl, t in times.items()}
@@ -80,7 +74,9 @@ def run(args: argparse.Namespace) -> dict:
         "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "variant": args.variant, "model": config, "size": args.size, "batch": args.batch,
         "threads": args.threads, "repeats": args.repeats, "channels_last": args.channels_last,
+        "device": args.device, "dtype": args.dtype,
         "machine": {"cpu": cpu_name(), "cores": torch.get_num_threads(),
+                    "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
                     "python": platform.python_version(), "torch": torch.__version__},
         "results": {impl: {"gflops": flops[impl] / 1e9, "median_ms": medians[impl],
                            "min_ms": min(times[impl]) * 1e3,
@@ -106,13 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     result = run(args)
     base = args.impls.split(",")[0]
     model = result["model"]
-    print(f"{args.variant} ({model['backbone']}, width {model['width']}) {args.size}x{args.size} batch {args.batch}, {args.threads} threads, "
-          f"{result['machine']['cpu']}, torch {torch.__version__}")
+    where = result["machine"]["gpu"] or f"{args.threads} threads, {result['machine']['cpu']}"
+    print(f"{args.variant} ({model['backbone']}, width {model['width']}) {args.size}x{args.size} "
+          f"batch {args.batch}, {args.dtype}, {where}, torch {torch.__version__}")
     print(f"{'impl':<10} {'GFLOPs':>8} {'median ms':>10} {'fps':>7} {'speed-up':>9}")
     for impl, r in result["results"].items():
         print(f"{impl:<10} {r['gflops']:>8.1f} {r['median_ms']:>10.1f} {r['fps']:>7.1f} "

@@ -1,0 +1,39 @@
+"""The benchmark scripts run and record what they measured (tiny settings; no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script, *args):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_model_cost_records_flops_and_latency(tmp_path):
+    out = tmp_path / "cost.json"
+    _run("model_cost.py", "--size", "64", "--repeats", "2", "--warmup", "0", "--json", str(out))
+    result = json.loads(out.read_text())
+    dense, factored = result["results"]["dense"], result["results"]["factored"]
+    # FLOPs are exact counts: the factored unit removes the C*C*k*k convolutions.
+    assert 1.8 < dense["gflops"] / factored["gflops"] < 2.1
+    assert result["machine"]["torch"] and result["size"] == 64
+    assert dense["median_ms"] > 0 and factored["speedup_vs_dense"] > 0
+
+
+def test_msu_ops_records_every_real_size(tmp_path):
+    out = tmp_path / "ops.json"
+    _run("msu_ops.py", "--device", "cpu", "--impls", "composite,numba", "--repeats", "1",
+         "--warmup", "1", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert [r["b"][-1] for r in result["rows"]] == [22, 44, 88, 88]
+    for row in result["rows"]:
+        assert set(row["median_us"]) == {"composite", "numba"}
+        assert row["predicted_fused_speedup"] > 1
