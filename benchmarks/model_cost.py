@@ -11,7 +11,6 @@ a shared machine hits all of them alike; the speed-up is the ratio of medians of
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -23,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import m2snet  # noqa: E402
-from benchmarks_common import cpu_name  # noqa: E402
+from benchmarks_common import cpu_name, write_json  # noqa: E402
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -116,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for impl, r in result["results"].items():
         print(f"{impl:<10} {r['gflops']:>8.1f} {r['median_ms']:>10.1f} {r['fps']:>7.1f} "
               f"{r[f'speedup_vs_{base}']:>8.2f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

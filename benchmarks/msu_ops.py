@@ -14,7 +14,6 @@ speed-up over the composite from the bytes each moves (see ``bytes_moved``).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -25,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import kernels  # noqa: E402
+from benchmarks_common import cpu_name, write_json  # noqa: E402
 from m2snet.blocks import FixedOnesConvBN, SubtractionUnit, folded_affine  # noqa: E402
 
 # (name, a's side, b's side) at a 352 x 352 input; C = 64 for all of them.
@@ -149,7 +149,6 @@ def run(args: argparse.Namespace) -> dict:
         except ImportError:
             pass
     else:
-        from benchmarks_common import cpu_name
         machine["cpu"] = cpu_name()
     return {"benchmark": "msu_ops", "device": device, "batch": args.batch,
             "repeats": args.repeats, "command": " ".join(["python"] + sys.argv),
@@ -169,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(args)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

@@ -45,6 +45,14 @@ if triton is not None:
         return i0, i1, src - i0.to(tl.float32)
 
     @triton.jit
+    def _pixels(height, width, BLOCK: tl.constexpr):
+        """This program's image, its block of flat pixel indices, and their coordinates."""
+        n = tl.program_id(0)
+        pix = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        plane = height * width
+        return n, pix, plane, pix < plane, pix // width, pix % width
+
+    @triton.jit
     def _resized(a_img, c, h_in, w_in, y0, y1, ly, x0, x1, lx, mask):
         base = a_img + c * h_in * w_in
         v00 = tl.load(base + y0 * w_in + x0, mask=mask, other=0.0).to(tl.float32)
@@ -58,12 +66,7 @@ if triton is not None:
     @triton.jit
     def _channel_sums(a_ptr, b_ptr, sums_ptr, channels, h_in, w_in, height, width,
                       scale_h, scale_w, BLOCK: tl.constexpr):
-        n = tl.program_id(0)
-        pix = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        plane = height * width
-        mask = pix < plane
-        y = pix // width
-        x = pix % width
+        n, pix, plane, mask, y, x = _pixels(height, width, BLOCK)
         y0, y1, ly = _source(y, scale_h, h_in)
         x0, x1, lx = _source(x, scale_w, w_in)
         a_img = a_ptr + n * channels * h_in * w_in
@@ -79,12 +82,7 @@ if triton is not None:
     @triton.jit
     def _subtract(a_ptr, b_ptr, sums_ptr, out_ptr, s3_ptr, t3_ptr, s5_ptr, t5_ptr,
                   channels, h_in, w_in, height, width, scale_h, scale_w, BLOCK: tl.constexpr):
-        n = tl.program_id(0)
-        pix = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        plane = height * width
-        mask = pix < plane
-        y = pix // width
-        x = pix % width
+        n, pix, plane, mask, y, x = _pixels(height, width, BLOCK)
         sums_a = sums_ptr + (2 * n) * plane
         sums_b = sums_ptr + (2 * n + 1) * plane
         box3a = tl.zeros([BLOCK], dtype=tl.float32)
