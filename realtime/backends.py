@@ -1,0 +1,159 @@
+"""Inference backends: how one loaded network is turned into a fast callable.
+
+- ``cpu``: float32 (or bfloat16 autocast), channels-last memory, inference mode.
+- ``cuda``: eager half precision on the GPU, channels-last.
+- ``compile``: torch.compile; on a GPU with CUDA graphs ("reduce-overhead"); also on the CPU.
+- ``tensorrt``: torch-tensorrt's dynamo path with a half model and half inputs; engines are
+  saved under a cache key (see ``engine_cache``) and reused. TensorRT cannot be installed on
+  this project's machines, so this path is written to the documented API and not exercised.
+- ``auto``: tensorrt, else cuda on a GPU; cpu without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+log = logging.getLogger("realtime.engine")
+
+BACKENDS = ("auto", "cpu", "cuda", "compile", "tensorrt")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot run here; the message says why and what to use instead."""
+
+
+def tensorrt_module():
+    """torch_tensorrt, or None. Without a GPU driver its import raises a bare Exception."""
+    try:
+        import torch_tensorrt
+        return torch_tensorrt
+    except Exception:
+        return None
+
+
+def resolve(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    gpu = torch.cuda.is_available()
+    if backend == "auto":
+        chosen = ("tensorrt" if tensorrt_module() is not None else "cuda") if gpu else "cpu"
+        log.info("backend auto -> %s (%s)", chosen,
+                 torch.cuda.get_device_name() if gpu else "no CUDA GPU found")
+        return chosen
+    if backend in ("cuda", "tensorrt") and not gpu:
+        raise BackendError(f"backend {backend!r} needs an NVIDIA GPU with CUDA, and none is "
+                           f"available: use backend='cpu' (or 'auto')")
+    if backend == "tensorrt" and tensorrt_module() is None:
+        raise BackendError("backend 'tensorrt' needs torch-tensorrt (pip install -r "
+                           "requirements-tensorrt.txt); use backend='cuda' instead")
+    return backend
+
+
+def device_of(backend: str) -> torch.device:
+    if backend == "compile":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cpu" if backend == "cpu" else "cuda")
+
+
+def default_precision(backend: str) -> str:
+    return "fp32" if device_of(backend).type == "cpu" else "fp16"
+
+
+def check_precision(backend: str, precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r}; choose one of "
+                           f"{', '.join(PRECISIONS)}")
+    if device_of(backend).type == "cpu" and precision == "fp16":
+        raise BackendError("fp16 is a GPU precision; on the CPU use fp32 or bf16")
+    if backend == "tensorrt" and precision == "bf16":
+        raise BackendError("the tensorrt backend builds fp16 or fp32 engines; use fp16")
+    return PRECISIONS[precision]
+
+
+@dataclass
+class Runner:
+    """The callable a backend produced: normalized N x 3 x S x S input -> logits."""
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    input_dtype: torch.dtype
+    description: str
+
+
+def _autocast(device: torch.device, dtype: torch.dtype):
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shape: tuple,
+          engine_path: Path | None = None) -> Runner:
+    """Prepare ``model`` (already on the backend's device, eval mode) for ``backend``."""
+    device = device_of(backend)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    if backend == "cpu" or (backend == "compile" and device.type == "cpu"):
+        if dtype == torch.bfloat16:  # autocast keeps BatchNorm and the unit's sums in fp32
+            def forward(x, _m=model):
+                with _autocast(device, dtype):
+                    return _m(x)
+            fn, input_dtype = forward, torch.float32
+        else:
+            fn, input_dtype = model, torch.float32
+        if backend == "compile":
+            fn = _timed_compile(torch.compile(fn, dynamic=False), "torch.compile (CPU)")
+        return Runner(fn, input_dtype, f"{backend} {device.type} {dtype}")
+    if backend == "cuda":
+        model = model.to(dtype)  # the subtraction units' BatchNorm stays float32
+        return Runner(model, dtype, f"cuda eager {dtype}")
+    if backend == "compile":
+        model = model.to(dtype)
+        fn = torch.compile(model, mode="reduce-overhead", dynamic=False)
+        return Runner(_timed_compile(fn, "torch.compile with CUDA graphs"), dtype,
+                      f"compile cuda-graphs {dtype}")
+    if backend == "tensorrt":
+        return _tensorrt(model.to(dtype), dtype, example_shape, engine_path)
+    raise BackendError(f"unknown backend {backend!r}")
+
+
+def _timed_compile(fn, what: str):
+    """Log the first call (where compilation happens) and how long it took."""
+    state = {"first": True}
+
+    def call(x):
+        if not state["first"]:
+            return fn(x)
+        log.info("%s: compiling for input %s (first frame only)...", what, tuple(x.shape))
+        start = time.perf_counter()
+        out = fn(x)
+        state["first"] = False
+        log.info("%s: compiled in %.1f s", what, time.perf_counter() - start)
+        return out
+    return call
+
+
+def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
+              engine_path: Path | None) -> Runner:
+    torch_tensorrt = tensorrt_module()
+    if engine_path is not None and engine_path.is_file():
+        start = time.perf_counter()
+        loaded = torch.export.load(str(engine_path)).module()
+        log.info("tensorrt: loaded cached engine %s in %.1f s", engine_path.name,
+                 time.perf_counter() - start)
+        return Runner(loaded, dtype, f"tensorrt {dtype} (cached engine)")
+    log.info("tensorrt: building an engine for %s %s (minutes, once per cache key)...",
+             shape, dtype)
+    start = time.perf_counter()
+    example = torch.zeros(shape, dtype=dtype, device="cuda")
+    inputs = [torch_tensorrt.Input(shape=shape, dtype=dtype)]
+    compiled = torch_tensorrt.compile(model, ir="dynamo", inputs=inputs,
+                                      immutable_weights=False, min_block_size=1)
+    log.info("tensorrt: engine built in %.1f s", time.perf_counter() - start)
+    if engine_path is not None:
+        engine_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = engine_path.with_name(engine_path.stem + ".partial.ep")
+        torch_tensorrt.save(compiled, str(partial), inputs=[example])
+        partial.replace(engine_path)
+    return Runner(compiled, dtype, f"tensorrt {dtype}")

@@ -1,0 +1,53 @@
+"""Where compiled engines live on disk, and the key that says when one can be reused.
+
+An engine is only valid for the exact weights, GPU, library versions, input shape and
+precision it was built for; the key hashes all of them, so a change of any one builds anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+
+def default_dir() -> Path:
+    base = os.environ.get("M2SNET_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "m2snet-rt")
+    return Path(base) / "engines"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"torch": torch.__version__, "cuda": str(torch.version.cuda)}
+    try:
+        import torch_tensorrt
+        versions["torch_tensorrt"] = torch_tensorrt.__version__
+        import tensorrt
+        versions["tensorrt"] = tensorrt.__version__
+    except Exception:  # absent, or no driver: such a machine builds no engine anyway
+        pass
+    return versions
+
+
+def cache_key(weights_sha256: str, gpu_name: str, versions: dict[str, str],
+              shape: tuple[int, ...], precision: str, backend: str = "tensorrt") -> str:
+    payload = json.dumps({"weights": weights_sha256, "gpu": gpu_name, "versions": versions,
+                          "shape": list(shape), "precision": precision, "backend": backend},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def engine_path(directory: Path, key: str, shape: tuple[int, ...], precision: str) -> Path:
+    dims = "x".join(str(d) for d in shape)
+    return directory / f"m2snet-{dims}-{precision}-{key[:16]}.ep"

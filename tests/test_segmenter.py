@@ -1,0 +1,206 @@
+"""The inference engine on the CPU: backends against the eager float32 model, frames of every
+shape, the engine-cache key, and the errors a user can meet."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import m2snet
+from conftest import calibrate
+from m2snet import CheckpointError
+from realtime import engine_cache
+from realtime.backends import BackendError
+from realtime.frames import FrameError
+from realtime.segmenter import Segmenter
+
+
+def _checkpoint(tmp_path_factory, name, **model_kwargs):
+    torch.manual_seed(0)
+    model = m2snet.create_model(**model_kwargs)
+    calibrate(model, torch.rand(2, 3, 96, 96) * 4 - 2)
+    return m2snet.save_checkpoint(model, tmp_path_factory.mktemp("w") / name, input_size=96)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return _checkpoint(tmp_path_factory, "small.pt", arch="m2snet", backbone="resnet18", width=8)
+
+
+@pytest.fixture(scope="module")
+def cpu(weights):
+    return Segmenter(weights, backend="cpu")
+
+
+def _frame(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    # smooth colour blobs rather than noise: resizing must not decide the outcome
+    small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
+    inter = (a & b).sum().item()
+    total = a.sum().item() + b.sum().item()
+    return 1.0 if total == 0 else 2 * inter / total
+
+
+def _eager_reference(weights, frame: np.ndarray) -> torch.Tensor:
+    """Probabilities from the float32 model, preprocessed by hand (not by realtime.frames)."""
+    model, ckpt = m2snet.load_model(weights)
+    n = ckpt.normalization
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0 * n.max_value
+    x = F.interpolate(x, size=(ckpt.input_size,) * 2, mode="bilinear", align_corners=False,
+                      antialias=True)
+    x = (x - torch.tensor(n.mean).view(1, 3, 1, 1)) / torch.tensor(n.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = model(x)
+    logits = F.interpolate(logits, size=frame.shape[:2], mode="bilinear", align_corners=False)
+    return torch.sigmoid(logits[0, 0])
+
+
+@pytest.mark.parametrize("shape", [(481, 641), (96, 96), (2160, 3840), (37, 53)])
+def test_cpu_backend_equals_eager_model_at_frame_size(weights, cpu, shape):
+    frame = _frame(*shape)
+    result = cpu(frame)
+    assert result.probabilities.shape == shape and result.probabilities.dtype == torch.float32
+    assert result.masks.shape == shape and result.masks.dtype == torch.bool
+    expected = _eager_reference(weights, frame)
+    torch.testing.assert_close(result.probabilities, expected, rtol=0, atol=1e-4)
+    assert 0.05 < result.masks.float().mean() < 0.95  # the comparison is not vacuous
+    assert _dice(result.masks, expected > 0.5) >= 0.99
+
+
+def test_grayscale_frames_in_every_layout(cpu):
+    gray = cv2.cvtColor(_frame(120, 160), cv2.COLOR_RGB2GRAY)
+    as_rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    expected = cpu(as_rgb).probabilities
+    for frame in (gray, gray[..., None]):
+        torch.testing.assert_close(cpu(frame).probabilities, expected)
+
+
+def test_batches_lists_and_tensors_agree_with_single_frames(cpu):
+    frames = [_frame(90, 130, seed) for seed in range(3)]
+    singles = torch.stack([cpu(f).probabilities for f in frames])
+    for batch in (np.stack(frames), frames, torch.from_numpy(np.stack(frames))):
+        result = cpu(batch)
+        assert result.probabilities.shape == (3, 90, 130)
+        torch.testing.assert_close(result.probabilities, singles, rtol=0, atol=1e-5)
+
+
+def test_normalization_is_the_checkpoints_own(weights, tmp_path):
+    model, _ = m2snet.load_model(weights)
+    path = m2snet.save_checkpoint(model, tmp_path / "authors_norm.pt", input_size=64,
+                                  normalization=m2snet.AUTHORS_TRAINING)
+    seg = Segmenter(path, backend="cpu")
+    seen = []
+    forward = seg.runner.forward
+    seg.runner.forward = lambda x: seen.append(x.clone()) or forward(x)
+    frame = np.empty((50, 70, 3), dtype=np.uint8)
+    frame[:] = (200, 100, 50)
+    seg(frame)
+    x = seen[0]
+    assert x.shape == (1, 3, 64, 64)
+    n = m2snet.AUTHORS_TRAINING
+    expected = [(v - m) / s for v, m, s in zip((200, 100, 50), n.mean, n.std)]
+    torch.testing.assert_close(x[0].mean(dim=(1, 2)), torch.tensor(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_autocast_stays_close_to_float32(weights, cpu):
+    frame = _frame(200, 260)
+    bf16 = Segmenter(weights, backend="cpu", precision="bf16")(frame)
+    # bf16 has 8 significant bits: logits move by about 1%, probabilities by a few 1e-3.
+    torch.testing.assert_close(bf16.probabilities, cpu(frame).probabilities, rtol=0, atol=0.05)
+
+
+def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog):
+    frame = _frame(150, 210)
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        compiled = Segmenter(weights, backend="compile")
+        compiled.warmup(iterations=1)
+    assert any("compiled in" in r.message for r in caplog.records)
+    result, expected = compiled(frame), cpu(frame)
+    torch.testing.assert_close(result.probabilities, expected.probabilities, rtol=0, atol=1e-4)
+    assert _dice(result.masks, expected.masks) >= 0.99
+
+
+def test_multiclass_masks_are_class_indices(tmp_path_factory):
+    path = _checkpoint(tmp_path_factory, "four.pt", arch="msnet", backbone="resnet18",
+                       width=8, num_classes=4)
+    result = Segmenter(path, backend="cpu")(_frame(70, 90))
+    assert result.probabilities.shape == (4, 70, 90)
+    torch.testing.assert_close(result.probabilities.sum(0), torch.ones(70, 90))
+    assert result.masks.dtype == torch.uint8
+    assert torch.equal(result.masks, result.probabilities.argmax(0).to(torch.uint8))
+
+
+def test_auto_picks_cpu_without_gpu_and_says_so(weights, caplog):
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        seg = Segmenter(weights, backend="auto")
+    assert seg.backend == "cpu" and seg.precision == "fp32"
+    assert any(r.message.startswith("backend auto -> cpu") for r in caplog.records)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU errors")
+@pytest.mark.parametrize("backend", ["cuda", "tensorrt"])
+def test_gpu_backends_without_gpu_fail_in_one_line(weights, backend):
+    with pytest.raises(BackendError, match=f"backend '{backend}' needs an NVIDIA GPU"):
+        Segmenter(weights, backend=backend)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(backend="npu"), BackendError, "unknown backend 'npu'"),
+    (dict(backend="cpu", precision="fp16"), BackendError, "fp16 is a GPU precision"),
+    (dict(backend="cpu", precision="int8"), BackendError, "unknown precision 'int8'"),
+    (dict(backend="cpu", size=100), ValueError, "multiple of 32, got 100"),
+    (dict(backend="cpu", threshold=1.0), ValueError, "strictly between 0 and 1"),
+])
+def test_bad_settings_are_named(weights, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Segmenter(weights, **kwargs)
+
+
+def test_missing_default_weights_say_what_to_do(monkeypatch, tmp_path):
+    import realtime.segmenter as segmenter
+    monkeypatch.setattr(segmenter, "DEMO_WEIGHTS", tmp_path / "absent.pt")
+    with pytest.raises(CheckpointError, match="no weights given .* pass weights=PATH"):
+        Segmenter(backend="cpu")
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.zeros((10, 10, 3), dtype=np.float32), "must be uint8"),
+    (np.zeros((10, 10, 4), dtype=np.uint8), r"expected H x W x 3 .* got shape \(10, 10, 4\)"),
+    ([np.zeros((10, 10, 3), np.uint8), np.zeros((12, 10, 3), np.uint8)], "must share a size"),
+    (np.zeros((0, 10, 3), dtype=np.uint8), "empty frame"),
+    ("frame.png", "expected a uint8 image"),
+])
+def test_bad_frames_are_named(cpu, frame, message):
+    with pytest.raises(FrameError, match=message):
+        cpu(frame)
+
+
+def test_engine_cache_key_covers_everything_that_invalidates_an_engine(tmp_path):
+    base = dict(weights_sha256="a" * 64, gpu_name="NVIDIA H100 80GB HBM3",
+                versions={"torch": "2.11.0", "tensorrt": "11.1.0"}, shape=(1, 3, 352, 352),
+                precision="fp16")
+    key = engine_cache.cache_key(**base)
+    assert key == engine_cache.cache_key(**dict(base))
+    changes = [dict(weights_sha256="b" * 64), dict(gpu_name="NVIDIA H200"),
+               dict(versions={"torch": "2.11.0", "tensorrt": "11.2.0"}),
+               dict(shape=(2, 3, 352, 352)), dict(precision="fp32")]
+    keys = {engine_cache.cache_key(**{**base, **change}) for change in changes}
+    assert len(keys) == len(changes) and key not in keys
+    path = engine_cache.engine_path(tmp_path, key, base["shape"], "fp16")
+    assert path.parent == tmp_path and path.name == f"m2snet-1x3x352x352-fp16-{key[:16]}.ep"
+
+
+def test_weights_hash_is_the_files_sha256(tmp_path):
+    import hashlib
+    data = b"0123456789" * 300_000
+    (tmp_path / "w.pt").write_bytes(data)
+    assert engine_cache.file_sha256(tmp_path / "w.pt") == hashlib.sha256(data).hexdigest()
