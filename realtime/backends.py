@@ -1,5 +1,7 @@
 """Inference backends: how one loaded network is turned into a fast callable.
 
+Every backend first folds BatchNorm into the convolutions before it (``realtime.fold``).
+
 - ``cpu``: float32 (or bfloat16 autocast), channels-last memory, inference mode.
 - ``cuda``: eager half precision on the GPU, channels-last.
 - ``compile``: torch.compile; on a GPU with CUDA graphs ("reduce-overhead"); also on the CPU.
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from realtime.fold import fold_batchnorm
 
 log = logging.getLogger("realtime.engine")
 
@@ -93,6 +97,8 @@ def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shap
           engine_path: Path | None = None) -> Runner:
     """Prepare ``model`` (already on the backend's device, eval mode) for ``backend``."""
     device = device_of(backend)
+    model, folded = fold_batchnorm(model, torch.zeros(1, 3, 64, 64))
+    log.info("folded %d BatchNorms into their convolutions", folded)
     model = model.to(device).to(memory_format=torch.channels_last)
     if backend == "cpu" or (backend == "compile" and device.type == "cpu"):
         if dtype == torch.bfloat16:  # autocast keeps BatchNorm and the unit's sums in fp32

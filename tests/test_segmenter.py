@@ -113,9 +113,12 @@ def test_normalization_is_the_checkpoints_own(weights, tmp_path):
 
 def test_bf16_autocast_stays_close_to_float32(weights, cpu):
     frame = _frame(200, 260)
-    bf16 = Segmenter(weights, backend="cpu", precision="bf16")(frame)
-    # bf16 has 8 significant bits: logits move by about 1%, probabilities by a few 1e-3.
-    torch.testing.assert_close(bf16.probabilities, cpu(frame).probabilities, rtol=0, atol=0.05)
+    bf16 = Segmenter(weights, backend="cpu", precision="bf16")(frame).probabilities
+    fp32 = cpu(frame).probabilities
+    # bf16 keeps 8 significant bits: logits move by ~1%, so probabilities by ~1e-3 on
+    # average and up to a few 1e-2 where the logit is large and steep.
+    difference = (bf16 - fp32).abs()
+    assert difference.mean() < 0.01 and difference.max() < 0.1
 
 
 def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog):
