@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from realtime import engine_cache
 from realtime.fold import fold_batchnorm
 
 log = logging.getLogger("realtime.engine")
@@ -97,6 +98,8 @@ def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shap
           engine_path: Path | None = None) -> Runner:
     """Prepare ``model`` (already on the backend's device, eval mode) for ``backend``."""
     device = device_of(backend)
+    if backend == "compile":
+        log.info("torch.compile cache: %s", engine_cache.use_for_torch_compile())
     model, folded = fold_batchnorm(model, torch.zeros(1, 3, 64, 64))
     log.info("folded %d BatchNorms into their convolutions", folded)
     model = model.to(device).to(memory_format=torch.channels_last)

@@ -14,10 +14,22 @@ from pathlib import Path
 import torch
 
 
-def default_dir() -> Path:
+def cache_root() -> Path:
+    """$M2SNET_CACHE, else ~/.cache/m2snet-rt (XDG_CACHE_HOME respected)."""
     base = os.environ.get("M2SNET_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "m2snet-rt")
-    return Path(base) / "engines"
+    return Path(base)
+
+
+def default_dir() -> Path:
+    return cache_root() / "engines"
+
+
+def use_for_torch_compile() -> Path:
+    """Point torch.compile's on-disk cache (compiled graphs, autotuning) into ours, unless
+    the user chose another, so that a second start reuses the first one's work."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

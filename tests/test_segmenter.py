@@ -121,12 +121,16 @@ def test_bf16_autocast_stays_close_to_float32(weights, cpu):
     assert difference.mean() < 0.01 and difference.max() < 0.1
 
 
-def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog):
+def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog, tmp_path, monkeypatch):
+    monkeypatch.setenv("M2SNET_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     frame = _frame(150, 210)
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         compiled = Segmenter(weights, backend="compile")
         compiled.warmup(iterations=1)
     assert any("compiled in" in r.message for r in caplog.records)
+    # compiled code lands in our cache, where the next start finds it
+    assert any((tmp_path / "inductor").rglob("*.py"))
     result, expected = compiled(frame), cpu(frame)
     torch.testing.assert_close(result.probabilities, expected.probabilities, rtol=0, atol=1e-4)
     assert _dice(result.masks, expected.masks) >= 0.99
