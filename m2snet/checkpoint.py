@@ -200,9 +200,20 @@ def describe(model: torch.nn.Module) -> str:
             f"{getattr(model, 'num_classes', '?')} class(es), width {getattr(model, 'width', '?')})")
 
 
+def _stored(name: str, tensor: torch.Tensor, half: bool) -> torch.Tensor:
+    tensor = tensor.detach().cpu()
+    # The subtraction units' window-sum statistics (variances up to ~1e7) overflow fp16.
+    if half and tensor.is_floating_point() and not name.startswith(("conv_3.", "conv_5.")):
+        return tensor.half()
+    return tensor
+
+
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, input_size: int = 352,
-                    normalization: Normalization = IMAGENET, extra: dict | None = None) -> Path:
-    """Write a self-describing checkpoint atomically (a crash never leaves half a file)."""
+                    normalization: Normalization = IMAGENET, extra: dict | None = None,
+                    half: bool = False) -> Path:
+    """Write a self-describing checkpoint atomically (a crash never leaves half a file).
+
+    ``half`` stores weights as float16 (half the size; loading restores float32)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -211,12 +222,15 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, input_si
         "input_size": int(input_size),
         "normalization": {k: list(v) if isinstance(v, tuple) else v
                           for k, v in asdict(normalization).items()},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: _stored(k, v, half) for k, v in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared checkpoints unreadable
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)

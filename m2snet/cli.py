@@ -1,4 +1,5 @@
-"""``python -m m2snet``: look inside weights files and convert the authors' to ours.
+"""``python -m m2snet``: look inside weights files, convert the authors' to ours, and write
+synthetic colonoscopy data.
 
 Exit codes: 0 success, 1 the run failed (one line on stderr; ``--debug`` adds the
 traceback), 2 usage error.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from pathlib import Path
 
 import m2snet
 from m2snet.checkpoint import AUTHORS_TRAINING, IMAGENET, describe
@@ -36,15 +38,37 @@ def _convert(args: argparse.Namespace) -> int:
     norm = NORMALIZATIONS[args.normalization] if args.normalization else ckpt.normalization
     size = args.input_size or ckpt.input_size
     out = m2snet.save_checkpoint(model, args.output, input_size=size, normalization=norm,
-                                 extra={**ckpt.extra, "converted_from": str(args.weights)})
+                                 extra={**ckpt.extra, "converted_from": str(args.weights)},
+                                 half=args.half)
     print(f"wrote {out}: {describe(model)}, input {size}, normalization {args.normalization or 'kept'}")
+    return 0
+
+
+def _phantom(args: argparse.Namespace) -> int:
+    from m2snet.phantom import write_phantoms
+    written = write_phantoms(Path(args.out), n=args.n, seed=args.seed, size=args.size,
+                             sequence_fps=args.sequence, progress=not args.quiet)
+    print(f"wrote {written} image/mask pairs to {args.out}/images and {args.out}/masks")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import logging
+
+    from m2snet.train import load_config, train
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = load_config(args.config, args.overrides)
+    out = Path(args.out or Path("runs") / Path(args.config or "train").stem)
+    result = train(config, out, progress=not args.quiet)
+    print(f"done: {len(result['history'])} epochs, checkpoints in {out} (best.pt, last.pt)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m m2snet",
-        description="M2SNet/MSNet model package: inspect and convert weights files.")
+        description="M2SNet/MSNet model package: inspect and convert weights files, "
+                    "make synthetic colonoscopy data.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -61,7 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalization", choices=sorted(NORMALIZATIONS),
                    help="pixel normalization the weights expect (default: the file's; the "
                         "authors' released files take imagenet)")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the "
+                                                       "size; loading restores float32)")
     p.set_defaults(run=_convert)
+
+    p = sub.add_parser("phantom", help="write synthetic colonoscopy frames and exact polyp "
+                                       "masks (images/ and masks/, PNG)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=100, help="how many frames (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed: the same seed, the same frames")
+    p.add_argument("--size", type=int, default=352, help="frame side in pixels (default 352)")
+    p.add_argument("--sequence", type=float, metavar="FPS",
+                   help="frames of one moving scene at FPS (a video) instead of independent stills")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_phantom)
+
+    p = sub.add_parser("train", help="train on image/mask folders with the paper's recipe")
+    p.add_argument("config", nargs="?", help="YAML config (configs/train/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. epochs=5 data.train=DIR")
+    p.add_argument("--out", help="run folder (default runs/<config name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_train)
     return parser
 
 

@@ -1,25 +1,62 @@
-"""``python -m realtime``: the runtime's command line."""
+"""``python -m realtime``: the runtime's command line.
+
+Exit codes: 0 success, 1 the run failed (one line on stderr; ``--debug`` adds the
+traceback), 2 usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import traceback
+from pathlib import Path
 
 
-def _demo(_: argparse.Namespace) -> int:
-    print("error: the live demo is not built yet: it needs the bundled demo model and the "
-          "live pipeline (see the README's status table)", file=sys.stderr)
-    return 1
+def _demo(args: argparse.Namespace) -> int:
+    from realtime.demo import display_available, run_demo
+    from realtime.segmenter import Segmenter
+
+    segmenter = Segmenter(args.weights, backend=args.backend)
+    segmenter.warmup(iterations=1)
+    show = display_available() and not args.record
+    if not show:
+        print(f"no display: recording {args.seconds or 10:g} s of the overlay to "
+              f"{args.record or 'runs/demo/demo.mp4'}", flush=True)
+    stats = run_demo(segmenter, seconds=args.seconds, fps=args.fps, seed=args.seed,
+                     record=Path(args.record) if args.record else None, show=show)
+    print(f"shown {stats['shown']} of {stats['produced']} frames ({stats['dropped']} dropped "
+          f"to stay live), {stats['fps']:.1f} fps, median latency "
+          f"{stats['median_latency_ms'] or 0:.0f} ms"
+          + (f"; video: {stats['recording']}" if stats["recording"] else ""))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realtime",
                                      description="Real-time polyp segmentation in video.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("demo", help="live overlay on the built-in synthetic colonoscopy stream "
-                                "(not built yet)").set_defaults(run=_demo)
+    p = sub.add_parser("demo", help="live overlay on the built-in synthetic colonoscopy stream")
+    p.add_argument("--weights", help="checkpoint (default: the bundled demo model)")
+    p.add_argument("--backend", default="auto", help="auto, cpu, cuda, compile, tensorrt")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until q in "
+                                                 "a window; 10 s when recording)")
+    p.add_argument("--fps", type=float, default=30.0, help="stream frame rate (default 30)")
+    p.add_argument("--seed", type=int, default=1, help="which synthetic colon to fly through")
+    p.add_argument("--record", help="write the overlay video here (MP4) instead of a window")
+    p.set_defaults(run=_demo)
     args = parser.parse_args(argv)
-    return args.run(args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 1
+    except Exception as err:  # one line per failure; the traceback only on request
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {err}".splitlines()[0], file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

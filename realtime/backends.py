@@ -90,6 +90,10 @@ class Runner:
     description: str
 
 
+def _short(dtype: torch.dtype) -> str:
+    return {v: k for k, v in PRECISIONS.items()}[dtype]
+
+
 def _autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device.type, dtype=dtype)
 
@@ -113,15 +117,15 @@ def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shap
             fn, input_dtype = model, torch.float32
         if backend == "compile":
             fn = _timed_compile(torch.compile(fn, dynamic=False), "torch.compile (CPU)")
-        return Runner(fn, input_dtype, f"{backend} {device.type} {dtype}")
+        return Runner(fn, input_dtype, f"{backend} ({device.type}) {_short(dtype)}")
     if backend == "cuda":
         model = model.to(dtype)  # the subtraction units' BatchNorm stays float32
-        return Runner(model, dtype, f"cuda eager {dtype}")
+        return Runner(model, dtype, f"cuda {_short(dtype)}")
     if backend == "compile":
         model = model.to(dtype)
         fn = torch.compile(model, mode="reduce-overhead", dynamic=False)
         return Runner(_timed_compile(fn, "torch.compile with CUDA graphs"), dtype,
-                      f"compile cuda-graphs {dtype}")
+                      f"compile (cuda graphs) {_short(dtype)}")
     if backend == "tensorrt":
         return _tensorrt(model.to(dtype), dtype, example_shape, engine_path)
     raise BackendError(f"unknown backend {backend!r}")
@@ -151,7 +155,7 @@ def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
         loaded = torch.export.load(str(engine_path)).module()
         log.info("tensorrt: loaded cached engine %s in %.1f s", engine_path.name,
                  time.perf_counter() - start)
-        return Runner(loaded, dtype, f"tensorrt {dtype} (cached engine)")
+        return Runner(loaded, dtype, f"tensorrt {_short(dtype)} (cached engine)")
     log.info("tensorrt: building an engine for %s %s (minutes, once per cache key)...",
              shape, dtype)
     start = time.perf_counter()
@@ -165,4 +169,4 @@ def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
         partial = engine_path.with_name(engine_path.stem + ".partial.ep")
         torch_tensorrt.save(compiled, str(partial), inputs=[example])
         partial.replace(engine_path)
-    return Runner(compiled, dtype, f"tensorrt {dtype}")
+    return Runner(compiled, dtype, f"tensorrt {_short(dtype)}")

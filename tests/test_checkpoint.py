@@ -177,3 +177,19 @@ def test_unknown_future_format(tmp_path):
     path.write_bytes(buffer.getvalue())
     with pytest.raises(CheckpointError, match="unknown checkpoint format 'm2snet-rt/99'"):
         m2snet.load_model(path)
+
+
+def test_half_checkpoint_is_smaller_and_loads_as_float32(tmp_path):
+    torch.manual_seed(0)
+    model = m2snet.create_model("m2snet", backbone="resnet18", width=16)
+    with torch.no_grad():
+        model.conv_5.norm.running_var.fill_(4.0e6)  # beyond float16's range
+    full = m2snet.save_checkpoint(model, tmp_path / "full.pt")
+    half = m2snet.save_checkpoint(model, tmp_path / "half.pt", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, ckpt = m2snet.load_model(half)
+    assert ckpt.state_dict["x5_x4.0.weight"].dtype == torch.float16
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert loaded.conv_5.norm.running_var[0] == 4.0e6
+    weight = model.x5_x4[0].weight
+    torch.testing.assert_close(loaded.x5_x4[0].weight, weight.half().float())

@@ -1,0 +1,62 @@
+"""The synthetic colonoscopy generator: exact, reproducible masks and coherent video."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from m2snet.phantom import PhantomScene, phantom_image
+
+
+def test_same_seed_same_frame_and_masks_are_binary():
+    a_img, a_mask = phantom_image(11, 128)
+    b_img, b_mask = phantom_image(11, 128)
+    assert np.array_equal(a_img, b_img) and np.array_equal(a_mask, b_mask)
+    assert a_img.shape == (128, 128, 3) and a_img.dtype == np.uint8
+    assert set(np.unique(a_mask)) <= {0, 255}
+    assert not np.array_equal(a_img, phantom_image(12, 128)[0])
+
+
+def test_masks_mark_polyps_that_look_different_from_the_wall():
+    found = 0
+    for seed in range(12):
+        scene = PhantomScene(seed, 160)
+        image, mask = scene.frame(0.0)
+        if mask.any():
+            found += 1
+            inside = image[mask > 0].astype(float).mean(0)
+            ring = cv2.dilate(mask, np.ones((15, 15), np.uint8)) - mask
+            outside = image[ring > 0].astype(float).mean(0)
+            assert np.abs(inside - outside).max() > 6  # a visible, learnable difference
+        # nothing outside the endoscope's circular field of view
+        yy, xx = np.mgrid[0:160, 0:160]
+        far = np.hypot(xx - 80, yy - 80) > 80
+        assert not mask[far].any() and image[far].max() == 0
+    assert 3 <= found <= 12  # most scenes have polyps, not necessarily all
+
+
+def test_sequences_move_smoothly_and_polyps_come_and_go():
+    scene = PhantomScene(4, 128)
+    frames = [scene.frame(i / 15) for i in range(0, 15 * 40, 3)]
+    steps = [np.abs(a[0].astype(int) - b[0].astype(int)).mean()
+             for a, b in zip(frames, frames[1:])]
+    other = np.abs(frames[0][0].astype(int) - PhantomScene(5, 128).frame(0)[0].astype(int)).mean()
+    assert np.median(steps) < other / 2  # consecutive frames are alike, other scenes are not
+    areas = [int((m > 0).sum()) for _, m in frames]
+    assert max(areas) > 0 and min(areas) < max(areas)
+
+
+def test_cli_writes_matching_pairs(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "m2snet", "phantom", "--out", str(tmp_path),
+                           "--n", "4", "--seed", "2", "--size", "96", "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    images = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert images == sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert images == [f"{i:05d}.png" for i in range(4)]
+    mask = cv2.imread(str(tmp_path / "masks" / images[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (96, 96) and set(np.unique(mask)) <= {0, 255}
+    assert not list(tmp_path.rglob("*.partial"))
