@@ -70,7 +70,7 @@ def _apply(target, values: dict, prefix: str = "") -> None:
     names = {f.name: f for f in dataclasses.fields(target)}
     for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"unknown config key {prefix}{key!r}; known: {', '.join(names)}")
+            raise ConfigError(f"unknown config key '{prefix}{key}'; known: {', '.join(names)}")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -61,24 +60,25 @@ def test_structure_loss_by_hand():
 
 
 def test_short_phantom_training_beats_the_untrained_model(tmp_path):
-    write_phantoms(tmp_path / "train", n=64, seed=10, size=96, progress=False)
-    write_phantoms(tmp_path / "val", n=24, seed=11, size=96, progress=False)
+    """About a minute of real training (deterministic: fixed seeds, no workers)."""
+    write_phantoms(tmp_path / "train", n=128, seed=10, size=128, progress=False)
+    write_phantoms(tmp_path / "val", n=32, seed=11, size=128, progress=False)
     config = load_config(None, [
-        "backbone=resnet18", "width=16", "input_size=96", "scales=[96]", "epochs=6",
-        "batch_size=8", "optimizer=adamw", "lr=0.003", "weight_decay=0.0001",
+        "backbone=mobilenetv3_large_100", "width=16", "input_size=128", "scales=[128]",
+        "epochs=8", "batch_size=8", "optimizer=adamw", "lr=0.003", "weight_decay=0.0001",
         "schedule=cosine", "workers=0", f"data.train={tmp_path / 'train'}",
         f"data.val={tmp_path / 'val'}"])
     torch.manual_seed(0)
-    untrained = m2snet.create_model("m2snet", backbone="resnet18", width=16)
+    untrained = m2snet.create_model("m2snet", backbone="mobilenetv3_large_100", width=16)
     from m2snet.data import SegmentationFolder
     from torch.utils.data import DataLoader
-    val = DataLoader(SegmentationFolder(tmp_path / "val", 96, augment=False), batch_size=8)
+    val = DataLoader(SegmentationFolder(tmp_path / "val", 128, augment=False), batch_size=8)
     before = validate(untrained, val, torch.device("cpu"))
     result = train(config, tmp_path / "run", progress=False)
     history = result["history"]
-    assert history[-1]["loss"] < history[0]["loss"]
-    assert result["best"] > before + 0.15
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    assert result["best"] > max(0.5, before + 0.2), (before, [h["val_dice"] for h in history])
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 7))
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 9))
     model, ckpt = m2snet.load_model(tmp_path / "run" / "best.pt")
-    assert ckpt.input_size == 96 and ckpt.extra["val_dice"] == pytest.approx(result["best"])
+    assert ckpt.input_size == 128 and ckpt.extra["val_dice"] == pytest.approx(result["best"])
