@@ -84,3 +84,38 @@ def test_bundled_demo_model_finds_polyps_in_unseen_phantoms():
         total = pred.sum() + truth.sum()
         scores.append(1.0 if total == 0 else 2 * (pred & truth).sum() / total)
     assert np.mean(scores) > 0.75  # 0.85 over 100 such frames when it was trained
+
+
+def test_demo_window_on_a_virtual_screen(tmp_path):
+    """A real X server (Xvfb), the real OpenCV window, and a screenshot of what it shows."""
+    import shutil
+    import time
+
+    import numpy as np
+    from PIL import ImageGrab
+
+    xvfb = shutil.which("Xvfb")
+    assert xvfb, "Xvfb is missing: .ci/run installs it (apt-get install xvfb)"
+    display = f":{70 + (int(time.time()) % 20)}"
+    server = subprocess.Popen([xvfb, display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(_root()), "DISPLAY": display}
+        demo = subprocess.Popen([sys.executable, "-m", "realtime", "demo", "--backend", "cpu",
+                                 "--seconds", "8"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        shot = None
+        for _ in range(40):  # wait until the window shows a frame (model load, warm-up)
+            time.sleep(0.5)
+            shot = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
+            if (shot.sum(axis=2) > 60).mean() > 0.1 and demo.poll() is None:
+                break
+        out, err = demo.communicate(timeout=120)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert demo.returncode == 0, err[-1500:]
+    assert "shown" in out and not (tmp_path / "runs").exists()  # shown, not recorded
+    reddish = (shot[..., 0].astype(int) - shot[..., 2]) > 30  # mucosa on screen
+    assert reddish.mean() > 0.05
