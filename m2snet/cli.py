@@ -110,15 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_reporting_errors(args: argparse.Namespace) -> int:
+    """Run ``args.run``; a failure prints one line (the traceback only with --debug) and
+    returns 1, Ctrl-C returns 1 quietly. Shared by both packages' command lines."""
     try:
         return args.run(args)
-    except Exception as err:  # one line per failure; the traceback only on request
+    except KeyboardInterrupt:
+        return 1
+    except Exception as err:
         if args.debug:
             traceback.print_exc()
         print(f"error: {err}".splitlines()[0], file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_reporting_errors(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 from pathlib import Path
+
+from m2snet.cli import run_reporting_errors
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -48,15 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        return 1
-    except Exception as err:  # one line per failure; the traceback only on request
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {err}".splitlines()[0], file=sys.stderr)
-        return 1
+    return run_reporting_errors(args)
 
 
 if __name__ == "__main__":
