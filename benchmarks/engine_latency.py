@@ -47,12 +47,18 @@ def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, size=(args.size, args.size, 3), dtype=np.uint8)
 
-    authors = m2snet.create_model(**m2snet.VARIANTS[args.variant], weights=weights, impl="dense")
+    # The authors run float32 eager on whatever device the compared backends use.
+    device = "cuda" if any(b != "cpu" for b in args.backends.split(",")) \
+        and torch.cuda.is_available() else "cpu"
+    authors = m2snet.create_model(**m2snet.VARIANTS[args.variant], weights=weights,
+                                  impl="dense").to(device)
     norm = m2snet.IMAGENET
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
     x = (x - torch.tensor(norm.mean).view(1, 3, 1, 1)) / torch.tensor(norm.std).view(1, 3, 1, 1)
+    x = x.to(device)
     with torch.inference_mode():
-        reference = torch.sigmoid(authors(x))[0, 0]
+        reference = torch.sigmoid(authors(x))[0, 0].cpu()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     rows = {"authors": {"call": lambda: authors(x), "start_s": 0.0}}
     for backend in args.backends.split(","):
@@ -61,8 +67,9 @@ def run(args: argparse.Namespace) -> dict:
         seg.warmup(iterations=1)
         rows[backend] = {"call": lambda s=seg: s(frame), "start_s": time.perf_counter() - start}
         out = seg(frame)
-        rows[backend]["max_prob_diff"] = (out.probabilities - reference).abs().max().item()
-        rows[backend]["dice_vs_authors"] = _dice(out.masks, reference > 0.5)
+        probabilities, masks = out.probabilities.cpu(), out.masks.cpu()
+        rows[backend]["max_prob_diff"] = (probabilities - reference).abs().max().item()
+        rows[backend]["dice_vs_authors"] = _dice(masks, reference > 0.5)
 
     times = {name: [] for name in rows}
     with torch.inference_mode():
@@ -70,8 +77,10 @@ def run(args: argparse.Namespace) -> dict:
             row["call"]()
         for _ in range(args.repeats):
             for name, row in rows.items():
+                sync()
                 t0 = time.perf_counter()
                 row["call"]()
+                sync()
                 times[name].append(time.perf_counter() - t0)
     base = statistics.median(times["authors"])
     results = {}
@@ -82,7 +91,9 @@ def run(args: argparse.Namespace) -> dict:
     return {"benchmark": "engine_latency", "variant": args.variant, "size": args.size,
             "precision": args.precision, "threads": args.threads, "repeats": args.repeats,
             "command": " ".join(["python"] + sys.argv),
-            "machine": {"cpu": cpu_name(), "torch": torch.__version__}, "results": results}
+            "machine": {"cpu": cpu_name(), "torch": torch.__version__,
+                        "gpu": torch.cuda.get_device_name() if device == "cuda" else None},
+            "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:
