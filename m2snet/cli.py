@@ -67,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m m2snet",
-        description="M2SNet/MSNet model package: inspect and convert weights files, "
+        description="M2SNet/MSNet model package: inspect and convert weights files, train, "
                     "make synthetic colonoscopy data.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
