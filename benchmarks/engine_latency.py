@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> dict:
     frame = rng.integers(0, 256, size=(args.size, args.size, 3), dtype=np.uint8)
 
     # The authors run float32 eager on whatever device the compared backends use.
-    device = "cuda" if any(b != "cpu" for b in args.backends.split(",")) \
+    device = "cuda" if any(not b.startswith("cpu") for b in args.backends.split(",")) \
         and torch.cuda.is_available() else "cpu"
     authors = m2snet.create_model(**m2snet.VARIANTS[args.variant], weights=weights,
                                   impl="dense").to(device)
@@ -61,15 +61,16 @@ def run(args: argparse.Namespace) -> dict:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     rows = {"authors": {"call": lambda: authors(x), "start_s": 0.0}}
-    for backend in args.backends.split(","):
+    for spec in args.backends.split(","):
+        backend, _, impl = spec.partition(":")  # "cpu:factored" picks the subtraction unit
         start = time.perf_counter()
-        seg = Segmenter(weights, backend=backend, precision=args.precision)
+        seg = Segmenter(weights, backend=backend, precision=args.precision, impl=impl or None)
         seg.warmup(iterations=1)
-        rows[backend] = {"call": lambda s=seg: s(frame), "start_s": time.perf_counter() - start}
+        rows[spec] = {"call": lambda s=seg: s(frame), "start_s": time.perf_counter() - start}
         out = seg(frame)
         probabilities, masks = out.probabilities.cpu(), out.masks.cpu()
-        rows[backend]["max_prob_diff"] = (probabilities - reference).abs().max().item()
-        rows[backend]["dice_vs_authors"] = _dice(masks, reference > 0.5)
+        rows[spec]["max_prob_diff"] = (probabilities - reference).abs().max().item()
+        rows[spec]["dice_vs_authors"] = _dice(masks, reference > 0.5)
 
     times = {name: [] for name in rows}
     with torch.inference_mode():
@@ -99,7 +100,9 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", default="m2snet", choices=sorted(m2snet.VARIANTS))
-    parser.add_argument("--backends", default="cpu", help="comma-separated Segmenter backends")
+    parser.add_argument("--backends", default="cpu",
+                        help="comma-separated Segmenter backends, each optionally with its "
+                             "subtraction unit: cpu:kernel,cpu:factored,compile")
     parser.add_argument("--precision", default=None, help="fp32 (CPU default), fp16, bf16")
     parser.add_argument("--size", type=int, default=352)
     parser.add_argument("--threads", type=int, default=2)
@@ -109,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print(f"{args.variant} {args.size}x{args.size}, {args.threads} threads, "
           f"{result['machine']['cpu']}, torch {torch.__version__}")
-    print(f"{'path':<10} {'median ms':>10} {'fps':>6} {'speed-up':>9} {'start s':>8} "
+    print(f"{'path':<14} {'median ms':>10} {'fps':>6} {'speed-up':>9} {'start s':>8} "
           f"{'max |dp|':>9} {'Dice':>6}")
     for name, r in result["results"].items():
-        print(f"{name:<10} {r['median_ms']:>10.1f} {r['fps']:>6.2f} {r['speedup_vs_authors']:>8.2f}x "
+        print(f"{name:<14} {r['median_ms']:>10.1f} {r['fps']:>6.2f} {r['speedup_vs_authors']:>8.2f}x "
               f"{r['start_s']:>8.1f} {r.get('max_prob_diff', 0.0):>9.2e} "
               f"{r.get('dice_vs_authors', 1.0):>6.3f}")
     write_json(args.json, result)

@@ -39,18 +39,18 @@ if numba is not None:
         bottom = a[n, c, y1, x0] * (1.0 - lx) + a[n, c, y1, x1] * lx
         return top * (1.0 - ly) + bottom * ly
 
+    @njit(cache=True, inline="always")
+    def _resized_nhwc(a, n, c, y0, y1, ly, x0, x1, lx):
+        top = a[n, y0, x0, c] * (1.0 - lx) + a[n, y0, x1, c] * lx
+        bottom = a[n, y1, x0, c] * (1.0 - lx) + a[n, y1, x1, c] * lx
+        return top * (1.0 - ly) + bottom * ly
+
     @njit(cache=True, parallel=True)
-    def _msu_kernel(a, b, s3, t3, s5, t5, yi0, yi1, yl, xi0, xi1, xl, out):
-        n_img, channels, height, width = b.shape
-        acc = np.zeros((4, n_img, height, width), dtype=b.dtype)  # sum A', sum B, then boxes
-        for row in prange(n_img * height):
-            n, y = row // height, row % height
-            y0, y1, ly = yi0[y], yi1[y], yl[y]
-            for c in range(channels):
-                for x in range(width):
-                    acc[0, n, y, x] += _resized(a, n, c, y0, y1, ly, xi0[x], xi1[x], xl[x])
-                    acc[1, n, y, x] += b[n, c, y, x]
-        boxes = np.zeros((4, n_img, height, width), dtype=b.dtype)  # S3A', S5A', S3B, S5B
+    def _box_sums(sums):
+        """3x3 and 5x5 zero-padded window sums of sums[0] (A') and sums[1] (B):
+        boxes[0..3] = S3A', S5A', S3B, S5B."""
+        _, n_img, height, width = sums.shape
+        boxes = np.zeros((4, n_img, height, width), dtype=sums.dtype)
         for row in prange(n_img * height):
             n, y = row // height, row % height
             for x in range(width):
@@ -65,12 +65,26 @@ if numba is not None:
                             xx = x + dx
                             if xx < 0 or xx >= width:
                                 continue
-                            v = acc[which, n, yy, xx]
+                            v = sums[which, n, yy, xx]
                             box5 += v
                             if -1 <= dy <= 1 and -1 <= dx <= 1:
                                 box3 += v
                     boxes[2 * which, n, y, x] = box3
                     boxes[2 * which + 1, n, y, x] = box5
+        return boxes
+
+    @njit(cache=True, parallel=True)
+    def _msu_nchw(a, b, s3, t3, s5, t5, yi0, yi1, yl, xi0, xi1, xl, out):
+        n_img, channels, height, width = b.shape
+        sums = np.zeros((2, n_img, height, width), dtype=b.dtype)
+        for row in prange(n_img * height):
+            n, y = row // height, row % height
+            y0, y1, ly = yi0[y], yi1[y], yl[y]
+            for c in range(channels):
+                for x in range(width):
+                    sums[0, n, y, x] += _resized(a, n, c, y0, y1, ly, xi0[x], xi1[x], xl[x])
+                    sums[1, n, y, x] += b[n, c, y, x]
+        boxes = _box_sums(sums)
         for row in prange(n_img * height):
             n, y = row // height, row % height
             y0, y1, ly = yi0[y], yi1[y], yl[y]
@@ -82,6 +96,35 @@ if numba is not None:
                     p3b = max(s3[c] * boxes[2, n, y, x] + t3[c], 0.0)
                     p5b = max(s5[c] * boxes[3, n, y, x] + t5[c], 0.0)
                     out[n, c, y, x] = abs(va - b[n, c, y, x]) + abs(p3a - p3b) + abs(p5a - p5b)
+
+    @njit(cache=True, parallel=True)
+    def _msu_nhwc(a, b, s3, t3, s5, t5, yi0, yi1, yl, xi0, xi1, xl, out):
+        """The same unit on channels-last data (arrays indexed [n, y, x, c])."""
+        n_img, height, width, channels = b.shape
+        sums = np.zeros((2, n_img, height, width), dtype=b.dtype)
+        for row in prange(n_img * height):
+            n, y = row // height, row % height
+            y0, y1, ly = yi0[y], yi1[y], yl[y]
+            for x in range(width):
+                total_a = 0.0
+                total_b = 0.0
+                for c in range(channels):
+                    total_a += _resized_nhwc(a, n, c, y0, y1, ly, xi0[x], xi1[x], xl[x])
+                    total_b += b[n, y, x, c]
+                sums[0, n, y, x] = total_a
+                sums[1, n, y, x] = total_b
+        boxes = _box_sums(sums)
+        for row in prange(n_img * height):
+            n, y = row // height, row % height
+            y0, y1, ly = yi0[y], yi1[y], yl[y]
+            for x in range(width):
+                b3a, b5a = boxes[0, n, y, x], boxes[1, n, y, x]
+                b3b, b5b = boxes[2, n, y, x], boxes[3, n, y, x]
+                for c in range(channels):
+                    va = _resized_nhwc(a, n, c, y0, y1, ly, xi0[x], xi1[x], xl[x])
+                    p3 = abs(max(s3[c] * b3a + t3[c], 0.0) - max(s3[c] * b3b + t3[c], 0.0))
+                    p5 = abs(max(s5[c] * b5a + t5[c], 0.0) - max(s5[c] * b5b + t5[c], 0.0))
+                    out[n, y, x, c] = abs(va - b[n, y, x, c]) + p3 + p5
 
 
 def msu_numba(a: torch.Tensor, b: torch.Tensor, scale3: torch.Tensor, shift3: torch.Tensor,
@@ -96,13 +139,28 @@ def msu_numba(a: torch.Tensor, b: torch.Tensor, scale3: torch.Tensor, shift3: to
                          f"got {tuple(a.shape)} and {tuple(b.shape)}")
     out_dtype = b.dtype
     acc = torch.float64 if out_dtype == torch.float64 else torch.float32
-    np_a = a.detach().to(acc).contiguous().numpy()
-    np_b = b.detach().to(acc).contiguous().numpy()
+    # Channels-last in, channels-last out (no layout conversions around the kernel).
+    nhwc = b.dim() == 4 and is_channels_last(b)
+    a, b = a.detach().to(acc), b.detach().to(acc)
+    if nhwc:
+        np_a = a.permute(0, 2, 3, 1).contiguous().numpy()
+        np_b = b.permute(0, 2, 3, 1).contiguous().numpy()
+    else:
+        np_a, np_b = a.contiguous().numpy(), b.contiguous().numpy()
     params = [t.detach().to(acc).contiguous().numpy() for t in (scale3, shift3, scale5, shift5)]
     yi0, yi1, yl = _bilinear_axis(a.shape[2], b.shape[2])
     xi0, xi1, xl = _bilinear_axis(a.shape[3], b.shape[3])
     out = np.empty(np_b.shape, dtype=np_b.dtype)
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    _msu_kernel(np_a, np_b, *params, yi0, yi1, yl.astype(np_b.dtype), xi0, xi1,
-                xl.astype(np_b.dtype), out)
-    return torch.from_numpy(out).to(out_dtype)
+    kernel = _msu_nhwc if nhwc else _msu_nchw
+    kernel(np_a, np_b, *params, yi0, yi1, yl.astype(np_b.dtype), xi0, xi1,
+           xl.astype(np_b.dtype), out)
+    result = torch.from_numpy(out)
+    if nhwc:
+        result = result.permute(0, 3, 1, 2)  # an N x C x H x W view in channels-last memory
+    return result.to(out_dtype)
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Stored channels-last (and not also plain contiguous, as 1-channel or 1x1 tensors are)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()

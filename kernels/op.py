@@ -15,11 +15,16 @@ import logging
 
 import torch
 
-from kernels.numba_cpu import msu_numba, numba
+from kernels.numba_cpu import is_channels_last, msu_numba, numba
 from kernels.reference import msu_reference
 from kernels.triton_cuda import msu_triton, triton
 
 log = logging.getLogger(__name__)
+
+
+def _layout(b: torch.Tensor) -> torch.memory_format:
+    """Every implementation returns b's layout: channels-last if b is, else contiguous."""
+    return torch.channels_last if is_channels_last(b) else torch.contiguous_format
 
 
 @torch.library.custom_op("m2snet::msu", mutates_args=())
@@ -27,21 +32,26 @@ def msu(a: torch.Tensor, b: torch.Tensor, scale3: torch.Tensor, shift3: torch.Te
         scale5: torch.Tensor, shift5: torch.Tensor) -> torch.Tensor:
     """|A'-B| + sum_k |relu(scale_k S_k(A') + shift_k) - relu(scale_k S_k(B) + shift_k)|,
     A' = A resized to B's size; see kernels.reference."""
-    return msu_reference(a, b, scale3, shift3, scale5, shift5).contiguous()
+    out = msu_reference(a, b, scale3, shift3, scale5, shift5)
+    return out.contiguous(memory_format=_layout(b))
 
 
 @msu.register_kernel("cpu")
 def _msu_cpu(a, b, scale3, shift3, scale5, shift5):
     if numba is None:
-        return msu_reference(a, b, scale3, shift3, scale5, shift5).contiguous()
-    return msu_numba(a, b, scale3, shift3, scale5, shift5)
+        out = msu_reference(a, b, scale3, shift3, scale5, shift5)
+    else:
+        out = msu_numba(a, b, scale3, shift3, scale5, shift5)
+    return out.contiguous(memory_format=_layout(b))
 
 
 @msu.register_kernel("cuda")
 def _msu_cuda(a, b, scale3, shift3, scale5, shift5):
     if triton is None or b.dtype == torch.float64:
-        return msu_reference(a, b, scale3, shift3, scale5, shift5).contiguous()
-    return msu_triton(a, b, scale3, shift3, scale5, shift5)
+        out = msu_reference(a, b, scale3, shift3, scale5, shift5)
+    else:
+        out = msu_triton(a, b, scale3, shift3, scale5, shift5)
+    return out.contiguous(memory_format=_layout(b))
 
 
 @msu.register_fake
@@ -49,7 +59,7 @@ def _msu_fake(a, b, scale3, shift3, scale5, shift5):
     torch._check(a.dim() == 4 and b.dim() == 4, lambda: "msu expects 4-d inputs")
     torch._check(a.shape[0] == b.shape[0] and a.shape[1] == b.shape[1],
                  lambda: "msu expects equal N and C")
-    return b.new_empty(b.shape)
+    return b.new_empty(b.shape).contiguous(memory_format=_layout(b))
 
 
 def _setup_context(ctx, inputs, output):

@@ -67,6 +67,13 @@ def device_of(backend: str) -> torch.device:
     return torch.device("cpu" if backend == "cpu" else "cuda")
 
 
+def default_impl(backend: str) -> str:
+    """The subtraction unit each backend runs best (measured on the CPU; GPU choices wait
+    for a GPU run of the Triton kernel): numba's fused kernel eagerly on the CPU, the plain
+    composite where a compiler fuses it itself or the Triton path is not yet checked."""
+    return "kernel" if backend == "cpu" else "factored"
+
+
 def default_precision(backend: str) -> str:
     return "fp32" if device_of(backend).type == "cpu" else "fp16"
 

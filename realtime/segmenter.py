@@ -43,7 +43,7 @@ class Segmentation:
 class Segmenter:
     def __init__(self, weights: str | Path | None = None, backend: str = "auto",
                  precision: str | None = None, size: int | None = None,
-                 threshold: float = 0.5, impl: str = "factored",
+                 threshold: float = 0.5, impl: str | None = None,
                  cache_dir: str | Path | None = None):
         path = Path(weights) if weights is not None else DEMO_WEIGHTS
         if weights is None and not path.is_file():
@@ -56,7 +56,7 @@ class Segmenter:
         self.precision = precision or backends.default_precision(self.backend)
         dtype = backends.check_precision(self.backend, self.precision)
 
-        model, ckpt = m2snet.load_model(path, impl=impl)
+        model, ckpt = m2snet.load_model(path, impl=impl or backends.default_impl(self.backend))
         self.size = int(size or ckpt.input_size)
         if self.size <= 0 or self.size % 32:
             raise ValueError(f"size must be a positive multiple of 32, got {self.size}")

@@ -44,7 +44,8 @@ def _inputs(a_shape, size, dtype, device="cpu", seed=0):
 
 def _check(got, a, b, params, dtype):
     expected = kernels.msu_reference(a, b, *params)
-    assert got.dtype == dtype and got.shape == b.shape and got.is_contiguous()
+    assert got.dtype == dtype and got.shape == b.shape
+    assert got.is_contiguous() or got.is_contiguous(memory_format=torch.channels_last)
     scale = expected.abs().max().float().item() or 1.0
     tol = TOLERANCE[dtype]
     torch.testing.assert_close(got.float(), expected.float(), rtol=tol, atol=tol * scale)
@@ -97,10 +98,25 @@ def test_custom_op_dispatches_and_matches(dtype):
     _check(torch.ops.m2snet.msu(a, b, *params), a, b, params, dtype)
 
 
-def test_custom_op_accepts_channels_last_inputs():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
+@pytest.mark.parametrize("a_shape, size", SHAPES[2:] + REAL[:1])
+def test_numba_channels_last_stays_channels_last(a_shape, size, dtype):
+    (a, b), params = _inputs(a_shape, size, dtype)
+    a_cl, b_cl = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    out = kernels.msu_numba(a_cl, b_cl, *params)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    _check(out.contiguous(), a, b, params, dtype)
+
+
+def test_custom_op_output_layout_follows_b():
     (a, b), params = _inputs((1, 8, 5, 5), (10, 10), torch.float32)
-    a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
-    _check(kernels.msu(a, b, *params), a.contiguous(), b.contiguous(), params, torch.float32)
+    a_cl, b_cl = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    out = kernels.msu(a_cl, b_cl, *params)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    _check(out.contiguous(), a, b, params, torch.float32)
+    assert kernels.msu(a, b, *params).is_contiguous()
+    compiled = torch.compile(_Unit(), fullgraph=True)
+    torch.testing.assert_close(compiled(a_cl, b_cl, *params), _Unit()(a_cl, b_cl, *params))
 
 
 def test_custom_op_gradients_follow_the_reference():
