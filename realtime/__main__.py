@@ -19,7 +19,6 @@ def _demo(args: argparse.Namespace) -> int:
     from realtime.segmenter import Segmenter
 
     segmenter = Segmenter(args.weights, backend=args.backend)
-    segmenter.warmup(iterations=1)
     show = display_available() and not args.record
     if not show:
         print(f"no display: recording {args.seconds or 10:g} s of the overlay to "

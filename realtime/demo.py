@@ -133,6 +133,7 @@ def run_demo(segmenter, seconds: float | None, fps: float = 30.0, size: int = 35
         record = Path("runs/demo/demo.mp4")
     if not show and seconds is None:
         seconds = 10.0
+    segmenter.warmup(iterations=1)  # JIT compiles (numba, torch.compile) before the clock starts
     slot = LatestSlot()
     source = PhantomStream(slot, fps, size, seed)
     recorder = VideoRecorder(record, fps, size, size) if record else None

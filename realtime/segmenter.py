@@ -95,10 +95,13 @@ class Segmenter:
     def warmup(self, iterations: int = 2, batch: int = 1) -> float:
         """Run blank frames through once or twice (compiles happen here, not on the first
         live frame); returns the seconds it took."""
+        log.info("warming up (the first run on a machine also compiles kernels)...")
         start = time.perf_counter()
         frames = torch.zeros(batch, self.size, self.size, 3, dtype=torch.uint8, device=self.device)
         for _ in range(iterations):
             self(frames)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        took = time.perf_counter() - start
+        log.info("warm-up took %.1f s", took)
+        return took
