@@ -6,6 +6,7 @@ tensors on any device. Grayscale frames (H x W or H x W x 1) are repeated to thr
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -83,6 +84,15 @@ def to_batch(frames, device: torch.device,
     return t, single
 
 
+@functools.lru_cache(maxsize=8)
+def _statistics(norm: Normalization, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as 1 x 3 x 1 x 1 tensors on the device, made once (not per frame: on a GPU
+    each new small tensor is a synchronous host-to-device copy)."""
+    mean = torch.tensor(norm.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(norm.std, device=device).view(1, 3, 1, 1)
+    return mean, std
+
+
 def network_input(batch: torch.Tensor, size: int, norm: Normalization,
                   dtype: torch.dtype, channels_last: bool = True) -> torch.Tensor:
     """uint8 N x H x W x 3 -> normalized N x 3 x size x size in dtype."""
@@ -91,8 +101,7 @@ def network_input(batch: torch.Tensor, size: int, norm: Normalization,
         shrinking = x.shape[-2] > size or x.shape[-1] > size
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=shrinking)
-    mean = torch.tensor(norm.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(norm.std, device=x.device).view(1, 3, 1, 1)
+    mean, std = _statistics(norm, x.device)
     x = (x * (norm.max_value / 255.0) - mean) / std
     x = x.to(dtype)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
