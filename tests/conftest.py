@@ -62,3 +62,26 @@ def float64_m2snet():
     torch.manual_seed(0)
     model = m2snet.create_model("m2snet").double()
     return calibrate(model, torch.randn(2, 3, 96, 96, dtype=torch.float64))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A small untrained M2SNet checkpoint (ResNet-18, width 8, 64 px input): fast runs of the
+    runtime's machinery where what the model sees does not matter."""
+    import m2snet
+    torch.manual_seed(0)
+    model = m2snet.create_model("m2snet", backbone="resnet18", width=8)
+    return m2snet.save_checkpoint(model, tmp_path_factory.mktemp("w") / "tiny.pt", input_size=64)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(module: str, *args, timeout: float = 300, cwd=None, env_extra: dict | None = None):
+    """Run ``python -m module args`` in a clean environment without a display."""
+    import subprocess
+    import sys
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp"),
+           **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd or ROOT, env=env)

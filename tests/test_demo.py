@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-import cv2  # noqa: F401  (before av)
-import av
-import pytest
-import torch
-
-import m2snet
-from realtime.demo import LatestSlot, Stamped, run_demo
+from conftest import run_cli
+from helpers.videos import decoded_frames
 from realtime.segmenter import Segmenter
 
 
-def test_latest_slot_keeps_the_newest_and_counts_drops():
-    slot = LatestSlot()
-    for i in range(3):
-        slot.put(Stamped(i, 0.0, None))
-    assert slot.take().index == 2 and slot.dropped == 2
-    assert slot.take(timeout=0.01) is None
-    slot.close()
-    assert slot.take() is None and slot.closed
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    torch.manual_seed(0)
-    model = m2snet.create_model("m2snet", backbone="resnet18", width=8)
-    path = m2snet.save_checkpoint(model, tmp_path_factory.mktemp("w") / "tiny.pt", input_size=64)
-    return Segmenter(path, backend="cpu")
-
-
-def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny, tmp_path):
-    video = tmp_path / "demo.mp4"
-    stats = run_demo(tiny, seconds=2.0, fps=30, size=128, record=video, show=False)
-    assert stats["shown"] > 5 and stats["produced"] >= stats["shown"]
-    assert stats["shown"] + stats["dropped"] <= stats["produced"] + 1
-    with av.open(str(video)) as container:
-        frames = list(container.decode(video=0))
-    assert len(frames) == stats["shown"]
-    assert frames[0].width == 128 and frames[0].height == 128
+def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny_weights, tmp_path):
+    """No display: the demo records under runs/demo/ and prints where."""
+    done = run_cli("realtime", "demo", "--weights", tiny_weights, "--backend", "cpu",
+                   "--seconds", "3", "--stats", tmp_path / "s.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-1500:]
+    video = tmp_path / "runs" / "demo" / "demo.mp4"
+    assert "recording: runs/demo/demo.mp4" in done.stdout
+    stats = json.loads((tmp_path / "s.json").read_text())
+    frames = decoded_frames(video)
+    assert len(frames) == stats["frames_displayed"] > 30
+    assert stats["frames_captured"] >= stats["frames_displayed"]
+    assert frames[0].width == 352 and frames[0].height == 352
     times = [f.time for f in frames]
-    assert times == sorted(times) and 1.0 < times[-1] <= 4.0  # wall-clock, not frame count
+    assert times == sorted(times) and 2.0 < times[-1] <= 3.5  # capture times, 30 fps
 
 
 def test_demo_with_missing_weights_fails_in_one_line(tmp_path):
@@ -53,17 +34,6 @@ def test_demo_with_missing_weights_fails_in_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == f"error: {tmp_path / 'absent.pt'}: no such file"
     assert "Traceback" not in done.stderr
-
-
-def test_demo_command_records_when_headless(tiny, tmp_path):
-    video = tmp_path / "out.mp4"
-    done = subprocess.run([sys.executable, "-m", "realtime", "demo", "--weights",
-                           str(tiny.weights), "--backend", "cpu", "--seconds", "2",
-                           "--record", str(video)],
-                          capture_output=True, text=True, timeout=180,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(_root())})
-    assert done.returncode == 0, done.stderr[-1500:]
-    assert "fps" in done.stdout and video.stat().st_size > 0
 
 
 def _root():

@@ -1,0 +1,168 @@
+"""Where the overlaid frames go; several at once. Each sink gets every frame the pipeline
+shows (``View``) and is closed once, also after an error or Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.overlay import draw_hud
+from realtime.video_io import MaskWriter, VideoWriter
+
+log = logging.getLogger("realtime.sink")
+
+
+class SinkError(RuntimeError):
+    """A sink that cannot work here; the message says why and what to do instead."""
+
+
+@dataclass
+class View:
+    overlay: np.ndarray     # the frame with the mask drawn over it
+    raw: np.ndarray         # the frame as captured
+    hud: str                # the heads-up display's text
+    seconds: float          # capture time since the run started
+    _composite: np.ndarray | None = None
+
+    @property
+    def composite(self) -> np.ndarray:
+        """The overlay with the HUD (made once, shared by all sinks)."""
+        if self._composite is None:
+            self._composite = draw_hud(self.overlay.copy(), self.hud) if self.hud else self.overlay
+        return self._composite
+
+
+class Sink:
+    quit_requested = False
+
+    def write(self, view: View) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class NullSink(Sink):
+    """Drops frames: for measuring, or when only the recording and stats matter."""
+
+    def write(self, view: View) -> None:
+        pass
+
+
+def display_available() -> bool:
+    """The GUI build of OpenCV aborts the process without a display: check first."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class WindowSink(Sink):
+    """An OpenCV window. Keys: q or Esc quit, space pause, o overlay on/off, h HUD on/off,
+    f full screen on/off. Pausing freezes the picture only: recording goes on."""
+
+    HELP = "q quit, space pause, o overlay, h HUD, f full screen"
+
+    def __init__(self, title: str = "M2SNet live", fullscreen: bool = False):
+        if not display_available():
+            raise SinkError("no display to open a window on (DISPLAY is not set): use "
+                            "--no-display, with --record PATH to keep the overlay video")
+        self.title = f"{title} ({self.HELP})"
+        # resizable, aspect kept, without the Qt build's toolbar and status bar
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
+                        | cv2.WINDOW_GUI_NORMAL)
+        self.fullscreen = fullscreen
+        self._apply_fullscreen()
+        self.paused = False
+        self.overlay = self.hud = True
+        self._shown = False
+
+    def _apply_fullscreen(self) -> None:
+        mode = cv2.WINDOW_FULLSCREEN if self.fullscreen else cv2.WINDOW_NORMAL
+        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, mode)
+
+    def write(self, view: View) -> None:
+        if not self.paused:
+            if self.overlay:
+                image = view.composite if self.hud else view.overlay
+            else:
+                image = draw_hud(view.raw.copy(), view.hud) if self.hud else view.raw
+            if not self._shown and not self.fullscreen:  # a new window starts at frame size
+                cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            self._shown = True
+        self._handle(cv2.waitKey(1) & 0xFF)
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self.quit_requested = True  # closed with the window manager's button
+
+    def _handle(self, key: int) -> None:
+        if key in (ord("q"), 27):
+            self.quit_requested = True
+        elif key == ord(" "):
+            self.paused = not self.paused
+        elif key == ord("o"):
+            self.overlay = not self.overlay
+        elif key == ord("h"):
+            self.hud = not self.hud
+        elif key == ord("f"):
+            self.fullscreen = not self.fullscreen
+            self._apply_fullscreen()
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)
+
+
+class RecordSink(Sink):
+    """The overlay as H.264 in fragmented MP4 at capture times: a killed run still leaves a
+    playable file."""
+
+    def __init__(self, path: Path, rate: float = 30.0):
+        self.path, self.rate = Path(path), rate
+        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+            raise SinkError(f"{path}: recordings are MP4 (name the file .mp4)")
+        if self.path.is_dir():
+            raise SinkError(f"{path}: is a folder; give a file name ending in .mp4")
+        self.writer: VideoWriter | None = None
+
+    def write(self, view: View) -> None:
+        if self.writer is None:
+            height, width = view.composite.shape[:2]
+            self.writer = VideoWriter(self.path, width, height, rate=self.rate, fragmented=True)
+        self.writer.write(view.composite, seconds=view.seconds)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            log.info("recording: %s (%d frames)", self.path, self.writer.frames)
+
+    @property
+    def frames(self) -> int:
+        return self.writer.frames if self.writer else 0
+
+
+class MaskSink:
+    """Every segmented frame's mask, lossless (FFV1 in Matroska), at its capture time:
+    probabilities as 0..255 or binary masks as 0/255."""
+
+    def __init__(self, path: Path, probabilities: bool = False):
+        self.path, self.probabilities = Path(path), probabilities
+        if self.path.suffix.lower() != ".mkv":
+            raise SinkError(f"{path}: raw masks are stored as Matroska (name the file .mkv)")
+        self.writer: MaskWriter | None = None
+
+    def write(self, mask: np.ndarray, probabilities: np.ndarray | None, seconds: float) -> None:
+        if self.probabilities and probabilities is not None:
+            gray = (np.clip(probabilities, 0, 1) * 255 + 0.5).astype(np.uint8)
+        else:
+            gray = np.where(mask > 0, 255, 0).astype(np.uint8) if mask.dtype == bool \
+                else mask.astype(np.uint8)
+        if self.writer is None:
+            self.writer = MaskWriter(self.path, gray.shape[1], gray.shape[0])
+        self.writer.write(gray, seconds=seconds)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,108 @@
+"""Writing video: H.264 overlays and lossless FFV1 masks, each frame at its own timestamp.
+
+- ``VideoWriter(..., fragmented=True)`` writes fragmented MP4: a killed process still leaves
+  a file that plays up to its last fragment (one per keyframe, about a second here).
+- H.264 in yuv420p needs even sizes: an odd width or height is padded by one pixel that
+  repeats the last column or row (the only change to the picture).
+- ``MaskWriter`` stores gray masks losslessly (FFV1 in Matroska) at their exact size.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import cv2  # noqa: F401  (OpenCV before PyAV)
+import av
+import numpy as np
+
+MILLISECONDS = Fraction(1, 1000)
+
+
+class VideoWriter:
+    def __init__(self, path: Path, width: int, height: int, *, rate: float = 30.0,
+                 time_base: Fraction = MILLISECONDS, codec: str = "libx264",
+                 pix_fmt: str = "yuv420p", fragmented: bool = False, crf: int = 20,
+                 container_format: str | None = None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.time_base = path, time_base
+        self.even = pix_fmt.startswith("yuv420")
+        self.width, self.height = width, height
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                   "flush_packets": "1"} if fragmented else {}
+        self.container = av.open(str(path), "w", format=container_format, options=options)
+        self.stream = self.container.add_stream(codec, rate=Fraction(rate).limit_denominator(1001))
+        self.stream.width = width + (width % 2 if self.even else 0)
+        self.stream.height = height + (height % 2 if self.even else 0)
+        self.stream.pix_fmt = pix_fmt
+        self.stream.time_base = time_base
+        self.stream.codec_context.time_base = time_base
+        if codec == "libx264":
+            # no B-frames: frames leave the encoder in order, with a short delay (live use);
+            # a keyframe each second: fragmented files are playable up to the last second
+            self.stream.codec_context.options = {"crf": str(crf), "preset": "veryfast",
+                                                 "bf": "0", "g": str(max(1, round(rate)))}
+        self.frames = 0
+        self._last = None
+
+    def write(self, image: np.ndarray, seconds: float | None = None, ticks: int | None = None
+              ) -> int:
+        """Add a frame at ``ticks`` (in ``time_base``) or ``seconds``; timestamps must grow
+        (an equal or smaller one is moved one tick past the last). Returns the ticks used."""
+        if image.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, the video "
+                             f"{self.width}x{self.height}")
+        if ticks is None:
+            ticks = round((seconds or 0.0) / self.time_base)
+        if self._last is not None and ticks <= self._last:
+            ticks = self._last + 1
+        self._last = ticks
+        image = self._pad(image)
+        fmt = "gray" if image.ndim == 2 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        frame.pts, frame.time_base = ticks, self.time_base
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+        return ticks
+
+    def _pad(self, image: np.ndarray) -> np.ndarray:
+        pad_h, pad_w = self.stream.height - self.height, self.stream.width - self.width
+        if pad_h or pad_w:
+            widths = ((0, pad_h), (0, pad_w)) + ((0, 0),) * (image.ndim - 2)
+            image = np.pad(image, widths, mode="edge")
+        return image
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class MaskWriter(VideoWriter):
+    """Lossless 8-bit gray masks (FFV1, Matroska) at their exact size."""
+
+    def __init__(self, path: Path, width: int, height: int, *, rate: float = 30.0,
+                 time_base: Fraction = MILLISECONDS):
+        super().__init__(path, width, height, rate=rate, time_base=time_base, codec="ffv1",
+                         pix_fmt="gray", container_format="matroska")
+
+    def write(self, mask: np.ndarray, seconds: float | None = None, ticks: int | None = None
+              ) -> int:
+        if mask.ndim != 2 or mask.dtype != np.uint8:
+            raise ValueError(f"masks are H x W uint8, got {mask.dtype} {mask.shape}")
+        return super().write(mask, seconds, ticks)
+
+
+def read_masks(path: Path) -> tuple[list[np.ndarray], list[float]]:
+    """All masks of a MaskWriter file and their times in seconds (for checks and tools)."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return [f.to_ndarray(format="gray") for f in frames], [float(f.time) for f in frames]
