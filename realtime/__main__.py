@@ -14,7 +14,7 @@ from m2snet.cli import run_reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from realtime import live_cli
+    from realtime import annotate_cli, live_cli
 
     parser = argparse.ArgumentParser(prog="python -m realtime",
                                      description="Real-time polyp segmentation in video.")
@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     live_cli.add_runtime_arguments(p)
     live_cli.add_live_arguments(p)
     p.set_defaults(run=live_cli.run_live)
+
+    p = sub.add_parser("annotate", help="every frame of recorded videos: overlay, lossless "
+                                        "masks, a per-frame log and a summary",
+                       description="Annotate every frame of each INPUT into OUT/<stem>/: "
+                                   "overlay.mp4 (input timestamps), masks.mkv (lossless), "
+                                   "frames.jsonl, summary.json. A bad input fails alone.")
+    annotate_cli.add_arguments(p)
+    p.set_defaults(run=annotate_cli.run)
     return parser
 
 

@@ -27,9 +27,11 @@ def ffmpeg_reason(error: BaseException) -> str:
 class VideoDecoder:
     """Decodes the first video stream of ``url`` (a file path or a network address).
 
-    ``frames()`` yields ``(rgb, pts_seconds_or_None)``. A packet FFmpeg cannot decode is
-    counted in ``damaged`` and skipped; a demuxer error ends the iteration and is kept in
-    ``error`` (for a file that is a truncated or broken tail, for a stream a lost connection).
+    ``frames()`` yields ``(rgb, seconds, pts)``: the time in seconds and the timestamp in
+    the stream's ``time_base`` ticks, both None when the container gives none. A packet
+    FFmpeg cannot decode is counted in ``damaged`` and skipped; a demuxer error ends the
+    iteration and is kept in ``error`` (for a file a truncated or broken tail, for a stream a
+    lost connection).
     """
 
     def __init__(self, url: str, *, options: dict | None = None,
@@ -59,9 +61,19 @@ class VideoDecoder:
 
     @property
     def frame_count(self) -> int | None:
-        return self.stream.frames or None
+        """Frames the container declares, else an estimate from its duration (for progress
+        bars only), else None."""
+        if self.stream.frames:
+            return self.stream.frames
+        if self.container.duration and self.fps:
+            return round(self.container.duration / av.time_base * self.fps)
+        return None
 
-    def frames(self) -> Iterator[tuple[np.ndarray, float | None]]:
+    @property
+    def time_base(self):
+        return self.stream.time_base
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float | None, int | None]]:
         packets = self.container.demux(self.stream)
         while True:
             try:
@@ -78,7 +90,7 @@ class VideoDecoder:
                 self.damaged += 1
                 continue
             for frame in decoded:
-                yield frame.to_ndarray(format="rgb24"), frame.time
+                yield frame.to_ndarray(format="rgb24"), frame.time, frame.pts
 
     def close(self) -> None:
         self.container.close()

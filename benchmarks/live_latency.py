@@ -1,0 +1,92 @@
+"""The live pipeline on 720p sources at 30 and 60 fps: does the picture keep the source's frame
+rate while the mask updates at the model's rate, and what is the capture-to-sink latency?
+
+    python benchmarks/live_latency.py --json benchmarks/results/live_latency_cpu_720p.json
+
+The sources are real H.264 files (the synthetic colon, 720x720 field of view centred on a
+1280x720 black frame as endoscopy monitors show it), played at their timestamps. Sinks: null
+(what the pipeline itself sustains) and a fragmented-MP4 recording of every shown frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import cv2  # noqa: E402,F401
+import av  # noqa: E402
+
+from benchmarks_common import cpu_name, write_json  # noqa: E402
+from realtime.live import LiveOptions, LivePipeline  # noqa: E402
+from realtime.segmenter import Segmenter  # noqa: E402
+from realtime.sinks import NullSink, RecordSink  # noqa: E402
+from realtime.sources import open_source  # noqa: E402
+
+
+def write_source(path: Path, fps: int, seconds: float, width: int = 1280, height: int = 720):
+    from m2snet.phantom import PhantomScene
+    scene = PhantomScene(2, height, max_polyps=4, polyp_probability=1.0)
+    x0 = (width - height) // 2
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "veryfast", "crf": "20"}
+        canvas = np.zeros((height, width, 3), np.uint8)
+        for i in range(int(seconds * fps)):
+            canvas[:, x0:x0 + height] = scene.frame(i / fps)[0]
+            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            frame.pts = i
+            frame.time_base = stream.codec_context.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each source")
+    parser.add_argument("--rates", default="30,60")
+    parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--weights", help="default: the bundled demo model")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    segmenter = Segmenter(args.weights, backend=args.backend)
+    segmenter.warmup(iterations=2)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fps in (int(r) for r in args.rates.split(",")):
+            video = Path(tmp) / f"src{fps}.mp4"
+            write_source(video, fps, args.seconds)
+            for sink_name in ("null", "record"):
+                sink = NullSink() if sink_name == "null" else RecordSink(Path(tmp) / "rec.mp4", fps)
+                pipeline = LivePipeline(open_source(str(video)), segmenter, [sink], LiveOptions())
+                s = pipeline.run()
+                row = {"source_fps": fps, "size": "1280x720", "sink": sink_name, **{
+                    k: s[k] for k in ("frames_captured", "frames_processed", "frames_displayed",
+                                      "frames_dropped", "frames_not_displayed", "fps",
+                                      "latency_ms", "mask_age_ms", "stage_ms_median")}}
+                rows.append(row)
+                print(f"{fps} fps source, {sink_name:6s} sink: shown {s['fps']['displayed']:.1f} "
+                      f"fps (source {s['fps']['capture']:.1f}), model {s['fps']['processed']:.1f} "
+                      f"fps, latency p50 {s['latency_ms']['p50']:.1f} p99 "
+                      f"{s['latency_ms']['p99']:.1f} ms, mask age p50 {s['mask_age_ms']['p50']:.0f}"
+                      f" ms, not shown {s['frames_not_displayed']}", flush=True)
+    write_json(args.json, {
+        "benchmark": "live_latency", "date": time.strftime("%Y-%m-%d"),
+        "machine": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "backend": segmenter.runner.description, "weights": segmenter.weights.name,
+        "command": "python " + " ".join(sys.argv), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
