@@ -16,15 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import cv2  # noqa: E402,F401
-import av  # noqa: E402
-
 from benchmarks_common import cpu_name, write_json  # noqa: E402
+from realtime.bench import procedure_video  # noqa: E402
 from realtime.live import LiveOptions, LivePipeline  # noqa: E402
 from realtime.segmenter import Segmenter  # noqa: E402
 from realtime.sinks import NullSink, RecordSink  # noqa: E402
@@ -32,23 +29,7 @@ from realtime.sources import open_source  # noqa: E402
 
 
 def write_source(path: Path, fps: int, seconds: float, width: int = 1280, height: int = 720):
-    from m2snet.phantom import PhantomScene
-    scene = PhantomScene(2, height, max_polyps=4, polyp_probability=1.0)
-    x0 = (width - height) // 2
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "crf": "20"}
-        canvas = np.zeros((height, width, 3), np.uint8)
-        for i in range(int(seconds * fps)):
-            canvas[:, x0:x0 + height] = scene.frame(i / fps)[0]
-            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
-            frame.pts = i
-            frame.time_base = stream.codec_context.time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    return procedure_video(path, fps, seconds, width, height)
 
 
 def main() -> None:

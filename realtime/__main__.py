@@ -45,7 +45,56 @@ def build_parser() -> argparse.ArgumentParser:
                                    "frames.jsonl, summary.json. A bad input fails alone.")
     annotate_cli.add_arguments(p)
     p.set_defaults(run=annotate_cli.run)
+
+    p = sub.add_parser("bench", help="frames per second over backends, precisions, batches, "
+                                     "sizes and subtraction units, plus end-to-end runs",
+                       description="Model grid (warm-up, synchronized timing, median and p99, "
+                                   "outputs checked against the authors' formulation) and "
+                                   "end-to-end annotate/live runs on a generated video. "
+                                   "Writes JSON and a PNG plot, prints Markdown tables.")
+    add_bench_arguments(p)
+    p.set_defaults(run=_bench)
     return parser
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    gpu = "cuda" if _has_gpu() else "cpu"
+    p.add_argument("--quick", action="store_true",
+                   help="a small grid (demo model, cpu, 256, three subtraction units) and a "
+                        "short 360p end-to-end run: about a minute on a CPU")
+    p.add_argument("--models", default="demo,m2snet",
+                   help="comma list: demo (bundled), m2snet / msnet (Res2Net-50, random "
+                        "weights), or checkpoint files (default demo,m2snet)")
+    p.add_argument("--backends", default=gpu, help=f"comma list (default {gpu})")
+    p.add_argument("--precisions", default="fp16,fp32" if gpu == "cuda" else "fp32",
+                   help="comma list of fp32, fp16, bf16")
+    p.add_argument("--batches", default="1,4", help="comma list (default 1,4)")
+    p.add_argument("--sizes", default="256,352", help="network input sides (default 256,352)")
+    p.add_argument("--impls", default="reference,factored,kernel",
+                   help="subtraction units: reference (the authors' dense form), factored, "
+                        "kernel (fused)")
+    p.add_argument("--repeats", type=int, default=15, help="timed runs per case (default 15)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--e2e-height", type=int, default=1080 if gpu == "cuda" else 720,
+                   help="end-to-end video height (0: skip; default 720 on CPU, 1080 on GPU)")
+    p.add_argument("--e2e-seconds", type=float, default=5.0, help="end-to-end video length")
+    p.add_argument("--json", default="runs/bench/bench.json", help="where the results go")
+    p.add_argument("--plot", help="PNG plot (default: next to --json)")
+    p.add_argument("--compare", metavar="OLD.json", help="print fps ratios against this run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _has_gpu() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from realtime import bench
+    if args.quick:
+        for name, value in bench.QUICK.items():
+            setattr(args, name, value)
+    return bench.main(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,62 @@
+"""``python -m realtime bench``: the quick grid runs here, its JSON follows the published
+schema, rows check outputs against the authors' formulation, and --compare reads it back."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    done = run_cli("realtime", "bench", "--quick", "--quiet", "--json", folder / "bench.json",
+                   timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder, done
+
+
+def test_quick_json_follows_the_schema(quick):
+    folder, _ = quick
+    result = json.loads((folder / "bench.json").read_text())
+    schema = json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text())
+    jsonschema.validate(result, schema)
+    assert [r["impl"] for r in result["results"]] == ["reference", "factored", "kernel"]
+    assert {r["pipeline"] for r in result["end_to_end"]} == {"annotate", "live"}
+
+
+def test_rows_have_identical_outputs_and_speedups_against_the_reference(quick):
+    folder, _ = quick
+    rows = json.loads((folder / "bench.json").read_text())["results"]
+    for row in rows:
+        assert row["max_prob_diff"] < 1e-4 and row["mask_dice"] > 0.999
+        assert row["latency_ms"]["p99"] >= row["latency_ms"]["p50"]
+        assert row["fps"] == pytest.approx(1000 / row["latency_ms"]["p50"])
+    assert rows[0]["speedup"] == 1.0
+
+
+def test_markdown_table_and_plot(quick):
+    folder, done = quick
+    header = "| model | backend | precision | batch | size | impl | fps |"
+    assert header in done.stdout and "| demo | cpu | fp32 | 1 | 256 | kernel |" in done.stdout
+    png = (folder / "bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_compare_prints_ratios_per_row(quick, tmp_path):
+    folder, _ = quick
+    from realtime.bench import compare
+    result = json.loads((folder / "bench.json").read_text())
+    text = compare(result, result)
+    assert text.count("| 1.00× |") == 3
+
+
+def test_bad_grid_values_fail_in_one_line(tmp_path):
+    done = run_cli("realtime", "bench", "--sizes", "300", "--json", tmp_path / "b.json")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == \
+        "error: sizes must be positive multiples of 32, got 300"
