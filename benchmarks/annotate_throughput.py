@@ -50,7 +50,7 @@ def main() -> None:
             segmenter = Segmenter(weights, backend=args.backend)
             segmenter.warmup(iterations=1, batch=args.batch)
             summary = annotate_one(InputSpec(str(video), name, "video"), segmenter,
-                                   Path(tmp) / "out", AnnotateOptions(batch=args.batch))
+                                   Path(tmp) / "out", AnnotateOptions(batch=args.batch, progress=False))
             t = summary["timings"]
             row = {"model": name, "backend": segmenter.runner.description,
                    "input_size": segmenter.size, "frames": summary["frames"],

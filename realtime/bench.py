@@ -53,14 +53,34 @@ def model_weights(name: str, folder: Path) -> Path | None:
     if name in ("m2snet", "msnet"):
         import m2snet
         torch.manual_seed(0)
-        return m2snet.save_checkpoint(m2snet.create_model(name), folder / f"{name}.pt",
-                                      input_size=352)
+        model = calibrate(m2snet.create_model(name), sample_frames(4, 352))
+        return m2snet.save_checkpoint(model, folder / f"{name}.pt", input_size=352)
     if not Path(name).is_file():
         raise FileNotFoundError(f"{name}: not a model name (demo, m2snet, msnet) or a file")
     return Path(name)
 
 
-def test_frames(batch: int, size: int) -> np.ndarray:
+def calibrate(model: torch.nn.Module, frames: np.ndarray) -> torch.nn.Module:
+    """Random weights that behave like trained ones where it matters for checking outputs:
+    BatchNorm statistics taken from real-looking frames and random affines, so activations
+    stay O(1) and the probabilities are not all saturated at 0 or 1."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 1.0
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.rand(module.bias.shape, generator=generator) - 0.5)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / \
+        torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model.eval()
+
+
+def sample_frames(batch: int, size: int) -> np.ndarray:
     from m2snet.phantom import phantom_image
     return np.stack([phantom_image(1000 + i, size)[0] for i in range(batch)])
 
@@ -78,35 +98,53 @@ def _timed_call(segmenter, frames, cuda: bool) -> tuple[float, object]:
     return time.perf_counter() - t, result
 
 
-def measure(case: Case, weights: Path | None, truth: np.ndarray, warmup: int, repeats: int) -> dict:
+def _build(case: Case, weights: Path | None):
     from realtime.segmenter import Segmenter
     segmenter = Segmenter(weights, backend=case.backend, precision=case.precision,
                           size=case.size, impl=IMPLS[case.impl])
-    cuda = segmenter.device.type == "cuda"
-    frames = test_frames(case.batch, case.size)
-    if cuda:
+    frames = sample_frames(case.batch, case.size)
+    if segmenter.device.type == "cuda":
         frames = torch.from_numpy(frames).to(segmenter.device)  # model speed, not the upload
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    for _ in range(warmup):
-        segmenter(frames)
-    times, result = [], None
+    return segmenter, frames
+
+
+def measure_group(cases: list[Case], weights: Path | None, truth: np.ndarray, warmup: int,
+                  repeats: int) -> list[dict]:
+    """Cases that differ only in the subtraction unit, timed in interleaved rounds (one call
+    of each per round) so that the machine's drift affects them alike."""
+    built = [_build(case, weights) for case in cases]
+    cuda = built[0][0].device.type == "cuda"
+    peaks = []
+    for segmenter, frames in built:
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(warmup):
+            segmenter(frames)
+        peaks.append(torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
+    times: list[list[float]] = [[] for _ in built]
+    results = [None] * len(built)
     for _ in range(repeats):
-        seconds, result = _timed_call(segmenter, frames, cuda)
-        times.append(seconds)
-    probabilities = result.probabilities.float().cpu().numpy()[0]
-    mask, expected = probabilities > segmenter.threshold, truth > segmenter.threshold
-    total = mask.sum() + expected.sum()
-    median = statistics.median(times)
-    return {
-        **asdict(case), "device": torch.cuda.get_device_name() if cuda else "cpu",
-        "fps": case.batch / median,
-        "latency_ms": {"p50": median * 1e3, "p99": float(np.percentile(times, 99)) * 1e3},
-        "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        "max_prob_diff": float(np.abs(probabilities - truth).max()),
-        "mask_dice": 1.0 if total == 0 else float(2 * (mask & expected).sum() / total),
-        "repeats": repeats,
-    }
+        for i, (segmenter, frames) in enumerate(built):
+            seconds, results[i] = _timed_call(segmenter, frames, cuda)
+            times[i].append(seconds)
+    rows = []
+    for case, (segmenter, _), spent, result, peak in zip(cases, built, times, results, peaks):
+        probabilities = result.probabilities.float().cpu().numpy()[0]
+        mask, expected = probabilities > segmenter.threshold, truth > segmenter.threshold
+        total = mask.sum() + expected.sum()
+        median = statistics.median(spent)
+        rows.append({
+            **asdict(case), "device": torch.cuda.get_device_name() if cuda else "cpu",
+            "fps": case.batch / median,
+            "latency_ms": {"p50": median * 1e3, "p99": float(np.percentile(spent, 99)) * 1e3},
+            "peak_memory_mb": peak,
+            "max_prob_diff": float(np.abs(probabilities - truth).max()),
+            "mask_dice": 1.0 if total == 0 else float(2 * (mask & expected).sum() / total),
+            "foreground": float(expected.mean()),
+            "repeats": repeats,
+        })
+    return rows
 
 
 def reference_output(weights: Path | None, size: int, device: str) -> np.ndarray:
@@ -114,24 +152,30 @@ def reference_output(weights: Path | None, size: int, device: str) -> np.ndarray
     from realtime.segmenter import Segmenter
     backend = "cuda" if device == "cuda" else "cpu"
     segmenter = Segmenter(weights, backend=backend, precision="fp32", size=size, impl="dense")
-    return segmenter(test_frames(1, size)).probabilities.float().cpu().numpy()[0]
+    return segmenter(sample_frames(1, size)).probabilities.float().cpu().numpy()[0]
 
 
 def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progress=True) -> list[dict]:
     from tqdm import tqdm
+    groups: dict = {}
+    for case in cases:
+        groups.setdefault((case.model, case.backend, case.precision, case.batch, case.size),
+                          []).append(case)
     truths: dict = {}
     rows = []
-    for case in tqdm(cases, desc="model grid", unit="case", disable=not progress):
-        device = "cuda" if case.backend in ("cuda", "tensorrt") or (
-            case.backend == "compile" and torch.cuda.is_available()) else "cpu"
-        key = (case.model, case.size, device)
-        if key not in truths:
-            truths[key] = reference_output(weights[case.model], case.size, device)
+    for (model, backend, *_), group in tqdm(groups.items(), desc="model grid", unit="group",
+                                            disable=not progress):
+        device = "cuda" if backend in ("cuda", "tensorrt") or (
+            backend == "compile" and torch.cuda.is_available()) else "cpu"
+        key = (model, group[0].size, device)
         try:
-            rows.append(measure(case, weights[case.model], truths[key], warmup, repeats))
-        except Exception as error:  # noqa: BLE001  (one case failing must not lose the rest)
-            log.warning("%s: %s", case, str(error).splitlines()[0])
-            rows.append({**asdict(case), "error": str(error).splitlines()[0]})
+            if key not in truths:
+                truths[key] = reference_output(weights[model], group[0].size, device)
+            rows += measure_group(group, weights[model], truths[key], warmup, repeats)
+        except Exception as error:  # noqa: BLE001  (one group failing must not lose the rest)
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            log.warning("%s: %s", group[0], message)
+            rows += [{**asdict(case), "error": message} for case in group]
     for row in rows:
         ref = next((r for r in rows if r.get("fps") and r["impl"] == "reference" and all(
             r[k] == row[k] for k in KEY if k != "impl")), None)

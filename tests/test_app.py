@@ -1,0 +1,148 @@
+"""The web app, running for real: driven through its API with gradio_client, through a real
+browser (Debian's chromium via Playwright), and its MJPEG live stream read over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from helpers.videos import decoded_frames, write_video
+
+ARTIFACTS = ROOT / "runs" / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(workdir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(workdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "app", "--port", str(port),
+                             "--workdir", str(workdir / "app"), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        time.sleep(0.25)
+        if proc.poll() is not None:
+            raise AssertionError(f"app exited: {proc.stdout.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "config", timeout=2)
+            return proc, url
+        except urllib.error.HTTPError:
+            return proc, url  # up (and asking for a password)
+        except OSError:
+            continue
+    proc.kill()
+    raise AssertionError("app did not start within 60 s")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("app")
+    proc, url = start_app(workdir)
+    yield url, workdir
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "procedure.mp4"
+    write_video(path, [i / 25 for i in range(30)], 320, 240, phantom=True)
+    return path
+
+
+def test_annotate_api_returns_every_frame(app, clip):
+    from gradio_client import Client, handle_file
+    url, workdir = app
+    client = Client(url, verbose=False)
+    overlay, downloads, report = client.predict(handle_file(str(clip)), None,
+                                                api_name="/annotate")
+    frames = decoded_frames(Path(overlay))
+    assert len(frames) == len(decoded_frames(clip)) == 30
+    assert [f.time for f in frames] == [f.time for f in decoded_frames(clip)]
+    names = sorted(Path(d).name for d in downloads)
+    assert names == ["annotations.zip", "frames.jsonl", "masks.mkv", "overlay.mp4", "summary.json"]
+    assert "| procedure.mp4 | 30 |" in report
+    # results and uploads stay in the app's work folder
+    assert list((workdir / "app" / "outputs").glob("*/01_procedure/overlay.mp4"))
+
+
+def test_live_stream_is_served_as_mjpeg_to_the_token_holder_only(app):
+    from gradio_client import Client
+    url, _ = app
+    client = Client(url, verbose=False)
+    html, *_ = client.predict("synthetic", api_name="/live_start")
+    path = html.split('src="', 1)[1].split('"', 1)[0]
+    assert path.startswith("/live/") and path.endswith(".mjpg")
+    with urllib.request.urlopen(url.rstrip("/") + path, timeout=30) as stream:
+        assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        data = b""
+        while data.count(b"\xff\xd8") < 3 and len(data) < 5_000_000:
+            data += stream.read(4096)
+    assert data.count(b"Content-Type: image/jpeg") >= 3
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url + "live/not-a-token.mjpg", timeout=10)
+    assert refused.value.code == 404
+    client.predict(api_name="/live_stop")
+
+
+def test_live_refuses_local_paths(app):
+    from gradio_client import Client
+    client = Client(app[0], verbose=False)
+    with pytest.raises(Exception, match="stream URL"):
+        client.predict("/etc/passwd", api_name="/live_start")
+
+
+def test_password_is_required_when_set(tmp_path):
+    proc, url = start_app(tmp_path, "--auth", "alice:secret")
+    try:
+        from gradio_client import Client
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        assert Client(url, auth=("alice", "secret"), verbose=False) is not None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_browser_uploads_a_video_and_sees_the_overlay(app, clip):
+    """Debian's chromium, headless, through Playwright: the user's path through the page.
+    The screenshot is kept in runs/test-artifacts/app_annotate.png."""
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is missing: .ci/run installs it (apt-get install chromium)"
+    url, _ = app
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url, wait_until="load")  # Gradio keeps a connection open: never idle
+        page.get_by_role("button", name="Annotate", exact=True).wait_for(timeout=60_000)
+        assert "M2SNet" in page.title() + page.content()
+        page.locator("input[type=file]").first.set_input_files(str(clip))
+        page.get_by_role("button", name="Annotate", exact=True).click()
+        result = page.locator("video[src*='overlay']")
+        result.first.wait_for(state="attached", timeout=180_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "app_annotate.png"), full_page=True)
+        duration = page.evaluate("() => new Promise(done => { const v = [...document."
+                                 "querySelectorAll('video')].find(v => v.src.includes('overlay'));"
+                                 " if (v.readyState >= 1) done(v.duration); else "
+                                 "v.addEventListener('loadedmetadata', () => done(v.duration)); })")
+        browser.close()
+    assert duration == pytest.approx(30 / 25, abs=0.1)  # the whole video plays in the browser
+    assert os.path.getsize(ARTIFACTS / "app_annotate.png") > 20_000
