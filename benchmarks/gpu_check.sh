@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared run for a session that is lent a GPU machine (see DEVELOPERS.md):
-# kernels and the model on CUDA against their references, then the GPU benchmarks.
+# kernels and backends on CUDA against their references, then the GPU benchmarks.
 # Everything lands in $OUT (the device tool's folder) or benchmarks/results/gpu; commit it
-# under benchmarks/results/ with the GPU's name. Budget: about 9 minutes of device time.
+# under benchmarks/results/ with the GPU's name. Budget: under 10 minutes of device time.
 #   device run: bash benchmarks/gpu_check.sh        (timeout_s 590)
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -12,27 +12,31 @@ mkdir -p "$OUT"
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
     python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, torch.cuda.get_device_name())"
-    python3 -c "import timm, numba; print('timm', timm.__version__, 'numba', numba.__version__)"
+    python3 -c "import timm, numba, av, gradio; print('timm', timm.__version__, 'numba', numba.__version__, 'av', av.__version__)"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-# Correctness on the GPU first: Triton kernels against the reference, fp32/fp16/bf16.
-timeout 120 python3 -m pytest -q -p no:cacheprovider -x tests/test_kernels.py tests/test_subtraction.py \
-    2>&1 | tee "$OUT/tests.log" | tail -5
+# Correctness on the GPU first: Triton kernels against the reference (fp32/fp16/bf16), and
+# every backend against the float32 model.
+timeout 100 python3 -m pytest -q -p no:cacheprovider -x tests/test_kernels.py tests/test_subtraction.py \
+    tests/test_segmenter.py -k "not compile" 2>&1 | tee "$OUT/tests.log" | tail -5
 
 # The subtraction unit alone: composite vs Triton vs torch.compile, real sizes.
-timeout 150 python3 benchmarks/msu_ops.py --device cuda --dtypes float32,float16 --repeats 50 \
+timeout 90 python3 benchmarks/msu_ops.py --device cuda --dtypes float32,float16 --repeats 30 \
     --json "$OUT/msu_ops_cuda.json" 2>&1 | grep -v Warning | tee "$OUT/msu_ops.log"
 
-# The Segmenter's GPU backends per frame against the authors' fp32 eager network (fp16; the
-# compile backend captures CUDA graphs; its first start is logged).
-timeout 150 python3 benchmarks/engine_latency.py --backends cuda,compile --precision fp16 \
-    --repeats 50 --json "$OUT/engine_latency_cuda_fp16.json" 2>&1 | grep -v Warning \
-    | tee "$OUT/engine_latency.log"
+# The model grid (authors' dense form vs factored vs Triton kernel; fp16 and fp32; batch 1
+# and 8) with outputs checked against the authors' fp32, and 1080p end to end.
+timeout 200 python3 -m realtime bench --quiet --models demo,m2snet --backends cuda \
+    --precisions fp16,fp32 --batches 1,8 --sizes 352 --repeats 30 --e2e-height 1080 \
+    --e2e-seconds 4 --json "$OUT/bench_cuda.json" 2>&1 | grep -v Warning | tee "$OUT/bench_cuda.log"
 
-# The whole network: dense (authors) vs factored vs fused kernel, fp16 and fp32, batch 1.
-for dtype in float16 float32; do
-    timeout 60 python3 benchmarks/model_cost.py --device cuda --dtype "$dtype" \
-        --impls dense,factored,kernel --repeats 50 --warmup 5 \
-        --json "$OUT/model_cost_cuda_${dtype}.json" 2>&1 | tee -a "$OUT/model_cost.log"
-done
+# torch.compile with CUDA graphs (one case: its compile time is logged).
+timeout 120 python3 -m realtime bench --quiet --models m2snet --backends compile \
+    --precisions fp16 --batches 1 --sizes 352 --impls reference,factored --repeats 30 \
+    --e2e-height 0 --json "$OUT/bench_compile.json" 2>&1 | grep -v Warning | tee "$OUT/bench_compile.log"
+
+# A 1080p60 source through the live pipeline: drops and p99 capture-to-sink latency.
+timeout 70 python3 benchmarks/live_latency.py --backend cuda --rates 60 --height 1080 \
+    --seconds 5 --json "$OUT/live_latency_cuda_1080p60.json" 2>&1 | grep -v Warning \
+    | tee "$OUT/live_latency.log"

@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each source")
     parser.add_argument("--rates", default="30,60")
+    parser.add_argument("--height", type=int, default=720, help="720 or 1080 (16:9 frames)")
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--weights", help="default: the bundled demo model")
     parser.add_argument("--json", type=Path)
@@ -47,12 +48,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for fps in (int(r) for r in args.rates.split(",")):
             video = Path(tmp) / f"src{fps}.mp4"
-            write_source(video, fps, args.seconds)
+            write_source(video, fps, args.seconds, args.height * 16 // 9, args.height)
             for sink_name in ("null", "record"):
                 sink = NullSink() if sink_name == "null" else RecordSink(Path(tmp) / "rec.mp4", fps)
                 pipeline = LivePipeline(open_source(str(video)), segmenter, [sink], LiveOptions())
                 s = pipeline.run()
-                row = {"source_fps": fps, "size": "1280x720", "sink": sink_name, **{
+                row = {"source_fps": fps, "size": f"{args.height * 16 // 9}x{args.height}",
+                       "sink": sink_name, **{
                     k: s[k] for k in ("frames_captured", "frames_processed", "frames_displayed",
                                       "frames_dropped", "frames_not_displayed", "fps",
                                       "latency_ms", "mask_age_ms", "stage_ms_median")}}
