@@ -64,6 +64,46 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from m2snet import evaluate
+    from m2snet.data import find_samples, read_target
+    class_values = [int(v) for v in args.class_values.split(",")] if args.class_values else None
+    if args.pred and args.gt:
+        pairs = evaluate.match_folders(Path(args.pred), Path(args.gt))
+        result = evaluate.evaluate_pairs(pairs, class_values=class_values)
+        source = {"pred": args.pred, "gt": args.gt}
+    elif args.weights and args.data:
+        if class_values:
+            raise ValueError("--class-values applies to --pred/--gt folders")
+        samples = find_samples(args.data)
+        if samples.num_classes > 1:
+            raise ValueError(f"{args.data}: a {samples.num_classes}-class dataset; model "
+                             f"evaluation handles binary masks only (evaluate saved class maps "
+                             f"with --pred/--gt --class-values)")
+        pairs = [evaluate.Pair(s.image, s.masks[0], s.group if samples.layout == "sun-seg"
+                               else None, s) for s in samples.items]
+        predict = evaluate.model_predictor(Path(args.weights), args.device)
+        result = evaluate.evaluate_pairs(
+            pairs, predict=predict,
+            read_truth=lambda pair: (read_target(pair.sample) * 255).astype("uint8"))
+        source = {"weights": args.weights, "data": args.data}
+    else:
+        raise ValueError("give --pred DIR --gt DIR, or --weights FILE --data DIR")
+    result = {**source, **result}
+    print(evaluate.markdown(result))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")
+        partial.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(partial, out)
+        print(f"metrics: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m m2snet",
@@ -99,6 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames of one moving scene at FPS (a video) instead of independent stills")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
+
+    p = sub.add_parser("eval", help="the paper's metrics (PraNet's convention, pysodmetrics)",
+                       description="Evaluate saved predictions against masks (--pred, --gt) "
+                                   "or a model on an images/ + masks/ folder (--weights, "
+                                   "--data). Sub-folders of --gt are video sequences "
+                                   "(first and last frame dropped, averaged per sequence).")
+    p.add_argument("--pred", help="folder of predicted maps (0..255), named like the masks")
+    p.add_argument("--gt", help="folder of ground-truth masks (binarized at 128)")
+    p.add_argument("--weights", help="checkpoint to evaluate on --data")
+    p.add_argument("--data", help="folder with images/ and masks/")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (with --weights)")
+    p.add_argument("--class-values", metavar="V1,V2,...",
+                   help="multi-class maps: the pixel value of each class (GOALS: 0,80,160,255); "
+                        "reports per-class Dice")
+    p.add_argument("--out", help="write the metrics as JSON here")
+    p.set_defaults(run=_eval)
 
     p = sub.add_parser("train", help="train on image/mask folders with the paper's recipe")
     p.add_argument("config", nargs="?", help="YAML config (configs/train/*.yaml)")

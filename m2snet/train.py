@@ -36,6 +36,7 @@ log = logging.getLogger("m2snet.train")
 class DataConfig:
     train: str = ""
     val: str = ""
+    test: str = ""     # held out: for `python -m m2snet eval --data`, never read in training
 
 
 @dataclass
