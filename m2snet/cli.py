@@ -59,7 +59,8 @@ def _train(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = load_config(args.config, args.overrides)
     out = Path(args.out or Path("runs") / Path(args.config or "train").stem)
-    result = train(config, out, progress=not args.quiet)
+    result = train(config, out, progress=not args.quiet, resume=args.resume,
+                   stop_after=args.stop_after)
     print(f"done: {len(result['history'])} epochs, checkpoints in {out} (best.pt, last.pt)")
     return 0
 
@@ -162,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config overrides, e.g. epochs=5 data.train=DIR")
     p.add_argument("--out", help="run folder (default runs/<config name>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out after its last finished epoch (same "
+                        "config; epochs=N may extend it)")
+    p.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop after N epochs in this invocation (resume later)")
     p.set_defaults(run=_train)
     return parser
 

@@ -172,15 +172,17 @@ def read_target(sample: Sample, class_values: tuple[int, ...] | None = None) -> 
 
 
 class SegmentationFolder(Dataset):
-    """Any recognized layout (``find_samples``); binary targets only for now."""
+    """Any recognized layout (``find_samples``). Targets: 1 x H x W float {0, 1} (binary) or
+    uint8 class indices (multi-class layouts such as GOALS)."""
 
     def __init__(self, root: str | Path, size: int, augment: bool):
         self.samples = find_samples(root)
-        if self.samples.num_classes > 1:
-            raise LayoutError(f"{root}: a {self.samples.num_classes}-class dataset "
-                              f"({self.samples.layout}); the trainer handles binary masks only")
         self.size = size
         self.augment = augment
+
+    @property
+    def num_classes(self) -> int:
+        return self.samples.num_classes
 
     def __len__(self) -> int:
         return len(self.samples.items)
@@ -189,8 +191,8 @@ class SegmentationFolder(Dataset):
         sample = self.samples.items[index]
         image = cv2.resize(read_rgb(sample.image), (self.size, self.size),
                            interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(read_target(sample), (self.size, self.size),
-                          interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(read_target(sample, self.samples.class_values),
+                          (self.size, self.size), interpolation=cv2.INTER_NEAREST)
         if self.augment:
             # torch's generator: the DataLoader seeds it per worker (and from torch.manual_seed)
             if torch.rand(()) < 0.5:

@@ -27,6 +27,18 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (wbce + wiou).mean()
 
 
+def multiclass_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy + soft Dice averaged over classes, for N x K x H x W logits and N x H x W
+    class indices (the multi-class tasks, e.g. OCT layers; the paper's structure loss is
+    binary)."""
+    ce = F.cross_entropy(logits, labels)
+    prob = logits.softmax(dim=1)
+    onehot = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(prob.dtype)
+    inter = (prob * onehot).sum(dim=(2, 3))
+    dice = (2 * inter + 1) / (prob.sum(dim=(2, 3)) + onehot.sum(dim=(2, 3)) + 1)
+    return ce + (1 - dice).mean()
+
+
 class LossNet(nn.Module):
     """MSE between frozen VGG-16 features of prediction and mask at relu1_2, relu2_2,
     relu3_3 and relu4_3 (cuts after layers 3, 8, 15, 22)."""

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader
 import m2snet
 from m2snet.checkpoint import IMAGENET, save_checkpoint
 from m2snet.data import SegmentationFolder
-from m2snet.losses import build_lossnet, structure_loss
+from m2snet.losses import build_lossnet, multiclass_loss, structure_loss
 
 log = logging.getLogger("m2snet.train")
 
@@ -126,31 +127,85 @@ def _normalize(images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model, loader, device) -> float:
-    """Mean per-image Dice of the mask at probability 0.5 (1 when both are empty)."""
+    """Binary: mean per-image Dice of the mask at probability 0.5 (1 when both are empty).
+    Multi-class: mean over images of the Dice of each foreground class present in the
+    prediction or the truth."""
     model.eval()
     scores = []
     for images, masks in loader:
-        probs = torch.sigmoid(model(_normalize(images.to(device))))
-        pred, gt = probs > 0.5, masks.to(device) > 0.5
-        inter = (pred & gt).sum(dim=(1, 2, 3)).float()
-        total = (pred.sum(dim=(1, 2, 3)) + gt.sum(dim=(1, 2, 3))).float()
-        scores += torch.where(total > 0, 2 * inter / total.clamp(min=1), 1.0).tolist()
+        logits = model(_normalize(images.to(device)))
+        if logits.shape[1] == 1:
+            pred, gt = torch.sigmoid(logits) > 0.5, masks.to(device) > 0.5
+        else:
+            labels = masks.to(device)[:, 0].long()
+            pred = F.one_hot(logits.argmax(dim=1), logits.shape[1])[..., 1:].permute(0, 3, 1, 2)
+            gt = F.one_hot(labels, logits.shape[1])[..., 1:].permute(0, 3, 1, 2)
+            pred, gt = pred.bool(), gt.bool()
+        inter = (pred & gt).sum(dim=(2, 3)).float()
+        total = (pred.sum(dim=(2, 3)) + gt.sum(dim=(2, 3))).float()
+        dice = torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.nan)
+        per_image = dice.nanmean(dim=1)
+        scores += torch.nan_to_num(per_image, nan=1.0).tolist()
     return float(np.mean(scores))
 
 
-def train(config: TrainConfig, out: Path, progress: bool = True) -> dict:
+STATE = "state.pt"  # optimizer, scaler, RNG states and history: what --resume needs
+
+
+def _save_state(out: Path, **state) -> None:
+    partial = out / f".{STATE}.partial"
+    torch.save(state, partial)
+    os.replace(partial, out / STATE)
+
+
+def _rng_state() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+            "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
+            "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": pos,
+            "numpy_gauss": (has_gauss, cached)}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
+                         *state["numpy_gauss"]))
+
+
+def _resume_state(config: TrainConfig, out: Path) -> dict:
+    path = out / STATE
+    if not path.is_file():
+        raise ConfigError(f"{out}: nothing to resume (no {STATE}; it is written after each "
+                          f"epoch)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved, now = state["config"], dataclasses.asdict(config)
+    changeable = {"epochs", "max_minutes", "workers"}
+    changed = [k for k in now if k not in changeable and now[k] != saved.get(k)]
+    if changed:
+        raise ConfigError(f"cannot resume {out} with a different {', '.join(changed)} "
+                          f"(only {', '.join(sorted(changeable))} may change)")
+    return state
+
+
+def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = False,
+          stop_after: int | None = None) -> dict:
+    """Train into ``out``. ``resume`` continues the run in ``out`` after its last finished
+    epoch (same config; ``epochs`` may grow). ``stop_after`` ends this invocation after that
+    many epochs (the run stays resumable)."""
     from tqdm import tqdm
 
     if not config.data.train:
         raise ConfigError("data.train is not set (a folder with images/ and masks/)")
-    if config.num_classes != 1:
-        raise ConfigError("this trainer handles binary masks (num_classes=1) so far")
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    state = _resume_state(config, out) if resume else None
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    if not resume:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
 
     model = m2snet.create_model(config.arch, config.backbone, config.num_classes,
                                 width=config.width,
@@ -165,7 +220,14 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict:
     if len(loader) == 0:
         raise ConfigError(f"data.train has {len(train_set)} images, fewer than one batch "
                           f"of {config.batch_size}")
-    lossnet = build_lossnet(config.lossnet)
+    if train_set.num_classes != config.num_classes:
+        raise ConfigError(f"data.train ({train_set.samples.layout} layout) has "
+                          f"{train_set.num_classes} class(es) but num_classes="
+                          f"{config.num_classes}")
+    multiclass = config.num_classes > 1
+    if multiclass and config.lossnet != "off":
+        log.info("lossnet=%s ignored: LossNet compares binary masks", config.lossnet)
+    lossnet = None if multiclass else build_lossnet(config.lossnet)
     lossnet = lossnet.to(device) if lossnet is not None else None
 
     if config.optimizer == "sgd":
@@ -181,9 +243,17 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict:
     log.info("training %s on %d images (%s), %d epochs", m2snet.checkpoint.describe(model),
              len(train_set), device, config.epochs)
 
-    start, best, history = time.monotonic(), -1.0, []
+    start, best, history, first = time.monotonic(), -1.0, [], 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        best, history, first = state["best"], state["history"], state["epoch"]
+        _set_rng_state(state["rng"])
+        log.info("resuming %s after epoch %d of %d", out, first, config.epochs)
     deadline = start + config.max_minutes * 60 if config.max_minutes > 0 else None
-    for epoch in range(config.epochs):
+    last = config.epochs if stop_after is None else min(config.epochs, first + stop_after)
+    for epoch in range(first, last):
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -195,11 +265,16 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict:
             size = random.choice(config.scales)
             x = F.interpolate(_normalize(images.to(device)), size=(size, size),
                               mode="bilinear", align_corners=False)
-            y = (F.interpolate(masks.to(device), size=(size, size), mode="bilinear",
-                               align_corners=False) > 0.5).float()
+            if multiclass:
+                y = F.interpolate(masks.to(device).float(), size=(size, size),
+                                  mode="nearest")[:, 0].long()
+            else:
+                y = (F.interpolate(masks.to(device), size=(size, size), mode="bilinear",
+                                   align_corners=False) > 0.5).float()
             with torch.autocast(device.type, enabled=amp):
                 logits = model(x)
-                loss = structure_loss(logits.float(), y)
+                loss = multiclass_loss(logits.float(), y) if multiclass else \
+                    structure_loss(logits.float(), y)
                 if lossnet is not None:
                     loss = loss + config.lossnet_weight * lossnet(torch.sigmoid(logits.float()), y)
             optimizer.zero_grad(set_to_none=True)
@@ -230,6 +305,9 @@ def train(config: TrainConfig, out: Path, progress: bool = True) -> dict:
             best = score
             save_checkpoint(model, out / "best.pt", input_size=config.input_size,
                             normalization=IMAGENET, extra=extra)
+        _save_state(out, config=dataclasses.asdict(config), epoch=epoch + 1, best=best,
+                    history=history, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    scaler=scaler.state_dict(), rng=_rng_state())
         if deadline and time.monotonic() > deadline:
             log.info("stopping: max_minutes=%g reached", config.max_minutes)
             break

@@ -146,3 +146,10 @@ def test_browser_uploads_a_video_and_sees_the_overlay(app, clip):
         browser.close()
     assert duration == pytest.approx(30 / 25, abs=0.1)  # the whole video plays in the browser
     assert os.path.getsize(ARTIFACTS / "app_annotate.png") > 20_000
+
+
+def test_benchmark_tab_runs_the_quick_benchmark(app):
+    from gradio_client import Client
+    text, plot = Client(app[0], verbose=False).predict(api_name="/benchmark")
+    assert "| demo | cpu | fp32 | 1 | 256 | reference |" in text and "| live |" in text
+    assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from m2snet.data import (GOALS_VALUES, LayoutError, SegmentationFolder, find_samples,
                          read_target)
@@ -71,8 +72,10 @@ def test_goals_is_four_classes(tmp_path):
     labels = read_target(samples.items[0], samples.class_values)
     assert [int(labels[r, 0]) for r in (0, 2, 4, 6)] == [0, 1, 2, 3]
     assert GOALS_VALUES[0] == 255  # class 0 is the background
-    with pytest.raises(LayoutError, match="4-class dataset"):
-        SegmentationFolder(tmp_path, 16, augment=False)
+    folder = SegmentationFolder(tmp_path, 16, augment=False)
+    _, target = folder[0]
+    assert folder.num_classes == 4 and target.dtype == torch.uint8
+    assert sorted(target.unique().tolist()) == [0, 1, 2, 3]
 
 
 def test_sun_seg_sequences(tmp_path):

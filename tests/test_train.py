@@ -82,3 +82,80 @@ def test_short_phantom_training_beats_the_untrained_model(tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 9))
     model, ckpt = m2snet.load_model(tmp_path / "run" / "best.pt")
     assert ckpt.input_size == 128 and ckpt.extra["val_dice"] == pytest.approx(result["best"])
+
+
+def _tiny_run_config(tmp_path, epochs: int):
+    if not (tmp_path / "train").exists():
+        write_phantoms(tmp_path / "train", n=16, seed=20, size=64, progress=False)
+    return load_config(None, [
+        "backbone=resnet18", "width=8", "input_size=64", "scales=[64, 96]", f"epochs={epochs}",
+        "batch_size=4", "optimizer=sgd", "lr=0.01", "workers=0",
+        f"data.train={tmp_path / 'train'}"])
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    """Two epochs, stop, resume for the third: the same weights and log as three in one go
+    (optimizer, scaler and every random generator are restored)."""
+    straight, chunked = tmp_path / "straight", tmp_path / "chunked"
+    train(_tiny_run_config(tmp_path, 3), straight, progress=False)
+    first = train(_tiny_run_config(tmp_path, 3), chunked, progress=False, stop_after=2)
+    assert [r["epoch"] for r in first["history"]] == [1, 2]
+    second = train(_tiny_run_config(tmp_path, 3), chunked, progress=False, resume=True)
+    assert [r["epoch"] for r in second["history"]] == [1, 2, 3]
+    a = m2snet.load_model(straight / "last.pt")[0].state_dict()
+    b = m2snet.load_model(chunked / "last.pt")[0].state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+    lines = (chunked / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_refuses_a_changed_recipe(tmp_path):
+    train(_tiny_run_config(tmp_path, 1), tmp_path / "run", progress=False)
+    config = _tiny_run_config(tmp_path, 2)
+    config.lr = 0.02
+    with pytest.raises(ConfigError, match="cannot resume .* with a different lr"):
+        train(config, tmp_path / "run", progress=False, resume=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(config, tmp_path / "empty", progress=False, resume=True)
+
+
+def _oct_like(root, n, seed):
+    """GOALS layout: layered bands (RNFL, GCIPL, choroid over background) with noise."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    (root / "Image").mkdir(parents=True)
+    (root / "Layer_Masks").mkdir(parents=True)
+    for i in range(n):
+        mask = np.full((64, 64), 255, np.uint8)
+        top = int(rng.integers(8, 20))
+        for value, height in ((0, 8), (80, 10), (160, 12)):
+            mask[top:top + height] = value
+            top += height + int(rng.integers(2, 6))
+        shade = {255: 30, 0: 200, 80: 120, 160: 70}
+        image = np.vectorize(shade.get)(mask).astype(np.float32) + rng.normal(0, 12, mask.shape)
+        cv2.imwrite(str(root / "Image" / f"{i}.png"), np.clip(image, 0, 255).astype(np.uint8))
+        cv2.imwrite(str(root / "Layer_Masks" / f"{i}.png"), mask)
+
+
+def test_multiclass_training_learns_oct_like_layers(tmp_path):
+    _oct_like(tmp_path / "train", 32, 0)
+    _oct_like(tmp_path / "val", 8, 1)
+    config = load_config(None, [
+        "backbone=resnet18", "width=8", "num_classes=4", "input_size=64", "scales=[64]",
+        "epochs=10", "batch_size=8", "optimizer=adamw", "lr=0.005", "schedule=constant",
+        "workers=0", f"data.train={tmp_path / 'train'}", f"data.val={tmp_path / 'val'}"])
+    result = train(config, tmp_path / "run", progress=False)
+    scores = [r["val_dice"] for r in result["history"]]
+    assert scores[-1] > 0.6 and scores[-1] > scores[0], scores
+    model, ckpt = m2snet.load_model(tmp_path / "run" / "best.pt")
+    assert ckpt.config.num_classes == 4
+
+
+def test_class_count_must_match_the_data(tmp_path):
+    _oct_like(tmp_path / "train", 8, 0)
+    config = load_config(None, ["backbone=resnet18", "width=8", "input_size=64",
+                                "batch_size=4", "workers=0", f"data.train={tmp_path / 'train'}"])
+    with pytest.raises(ConfigError, match="has 4 class.es. but num_classes=1"):
+        train(config, tmp_path / "run", progress=False)
