@@ -23,9 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 
 import m2snet
+from m2snet import distributed
 from m2snet.checkpoint import IMAGENET, save_checkpoint
 from m2snet.data import SegmentationFolder
 from m2snet.losses import build_lossnet, multiclass_loss, structure_loss
@@ -193,28 +196,46 @@ def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = 
     """Train into ``out``. ``resume`` continues the run in ``out`` after its last finished
     epoch (same config; ``epochs`` may grow). ``stop_after`` ends this invocation after that
     many epochs (the run stays resumable)."""
-    from tqdm import tqdm
 
     if not config.data.train:
         raise ConfigError("data.train is not set (a folder with images/ and masks/)")
-    random.seed(config.seed)
+    ctx = distributed.setup()
+    try:
+        return _train(config, out, progress, resume, stop_after, ctx)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(config: TrainConfig, out: Path, progress: bool, resume: bool,
+           stop_after: int | None, ctx: distributed.Context) -> dict:
+    from tqdm import tqdm
+
+    random.seed(config.seed)  # the same on every process: one multi-scale size per step
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = ctx.device
     state = _resume_state(config, out) if resume else None
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
-    if not resume:
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config),
+                                                        sort_keys=False))
+        if not resume:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+    if config.batch_size % ctx.world:
+        raise ConfigError(f"batch_size {config.batch_size} does not split over {ctx.world} "
+                          f"processes")
 
-    model = m2snet.create_model(config.arch, config.backbone, config.num_classes,
-                                width=config.width,
-                                pretrained_backbone=config.pretrained_backbone).to(device)
+    net = m2snet.create_model(config.arch, config.backbone, config.num_classes,
+                              width=config.width,
+                              pretrained_backbone=config.pretrained_backbone).to(device)
     train_set = SegmentationFolder(config.data.train, config.input_size, augment=True)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
+    sampler = DistributedSampler(train_set, ctx.world, ctx.rank, shuffle=True, seed=config.seed,
+                                 drop_last=True) if ctx.active else None
+    loader = DataLoader(train_set, batch_size=config.batch_size // ctx.world,
+                        shuffle=sampler is None, sampler=sampler, drop_last=True,
                         num_workers=config.workers, persistent_workers=config.workers > 0)
     val_loader = None
-    if config.data.val:
+    if config.data.val and ctx.main:
         val_set = SegmentationFolder(config.data.val, config.input_size, augment=False)
         val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=0)
     if len(loader) == 0:
@@ -230,6 +251,15 @@ def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = 
     lossnet = None if multiclass else build_lossnet(config.lossnet)
     lossnet = lossnet.to(device) if lossnet is not None else None
 
+    if state is not None:
+        net.load_state_dict(state["model"])
+    model = net
+    if ctx.active:
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                        else None)
+        net = model.module
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                     nesterov=True, weight_decay=config.weight_decay)
@@ -240,27 +270,32 @@ def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = 
         raise ConfigError(f"optimizer {config.optimizer!r} is not sgd or adamw")
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    log.info("training %s on %d images (%s), %d epochs", m2snet.checkpoint.describe(model),
-             len(train_set), device, config.epochs)
+    if ctx.main:
+        log.info("training %s on %d images (%s%s), %d epochs", m2snet.checkpoint.describe(net),
+                 len(train_set), device, f", {ctx.world} processes" if ctx.active else "",
+                 config.epochs)
 
     start, best, history, first = time.monotonic(), -1.0, [], 0
     if state is not None:
-        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         best, history, first = state["best"], state["history"], state["epoch"]
         _set_rng_state(state["rng"])
-        log.info("resuming %s after epoch %d of %d", out, first, config.epochs)
+        if ctx.main:
+            log.info("resuming %s after epoch %d of %d", out, first, config.epochs)
     deadline = start + config.max_minutes * 60 if config.max_minutes > 0 else None
     last = config.epochs if stop_after is None else min(config.epochs, first + stop_after)
     for epoch in range(first, last):
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         model.train()
         losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                   leave=False)
+        stopped = False
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress or not ctx.main, leave=False)
         for images, masks in bar:
             size = random.choice(config.scales)
             x = F.interpolate(_normalize(images.to(device)), size=(size, size),
@@ -283,32 +318,49 @@ def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = 
             scaler.update()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.3f}", lr=f"{lr:.4f}")
-            if deadline and time.monotonic() > deadline:
+            # every process must leave the epoch at the same step (collectives would hang)
+            if deadline and distributed.any_true(ctx, time.monotonic() > deadline):
+                stopped = True
                 break
-        record = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)),
+        record = {"epoch": epoch + 1, "lr": lr,
+                  "loss": distributed.mean(ctx, float(np.mean(losses))),
                   "minutes": (time.monotonic() - start) / 60}
         if val_loader is not None:
-            record["val_dice"] = validate(model, val_loader, device)
+            record["val_dice"] = validate(net, val_loader, device)
         history.append(record)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                                      if k != "epoch"))
-        model.eval()
-        extra = {"epoch": epoch + 1, "loss": record["loss"]}
-        if "val_dice" in record:
-            extra["val_dice"] = record["val_dice"]
-        save_checkpoint(model, out / "last.pt", input_size=config.input_size,
-                        normalization=IMAGENET, extra=extra)
-        score = record.get("val_dice", -record["loss"])
-        if score > best:
-            best = score
-            save_checkpoint(model, out / "best.pt", input_size=config.input_size,
-                            normalization=IMAGENET, extra=extra)
-        _save_state(out, config=dataclasses.asdict(config), epoch=epoch + 1, best=best,
-                    history=history, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                    scaler=scaler.state_dict(), rng=_rng_state())
-        if deadline and time.monotonic() > deadline:
-            log.info("stopping: max_minutes=%g reached", config.max_minutes)
+        if ctx.main:
+            best = _end_of_epoch(config, out, record, best, history, net, optimizer, scaler)
+        distributed.barrier(ctx)
+        if stopped:
+            if ctx.main:
+                log.info("stopping: max_minutes=%g reached", config.max_minutes)
             break
+    if ctx.active:
+        # parameters only: BatchNorm statistics are per process (DDP broadcasts process 0's
+        # at each forward; process 0's are the ones saved)
+        digest = sum(float(p.detach().double().sum()) for p in net.parameters())
+        log.info("process %d of %d: parameter checksum %.12e", ctx.rank, ctx.world, digest)
     return {"history": history, "best": best, "out": str(out)}
+
+
+def _end_of_epoch(config, out, record, best, history, net, optimizer, scaler) -> float:
+    """Process 0: log the epoch, write last/best checkpoints and the resumable state."""
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    log.info("epoch %d: %s", record["epoch"], ", ".join(
+        f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+    net.eval()
+    extra = {"epoch": record["epoch"], "loss": record["loss"]}
+    if "val_dice" in record:
+        extra["val_dice"] = record["val_dice"]
+    save_checkpoint(net, out / "last.pt", input_size=config.input_size,
+                    normalization=IMAGENET, extra=extra)
+    score = record.get("val_dice", -record["loss"])
+    if score > best:
+        best = score
+        save_checkpoint(net, out / "best.pt", input_size=config.input_size,
+                        normalization=IMAGENET, extra=extra)
+    _save_state(out, config=dataclasses.asdict(config), epoch=record["epoch"], best=best,
+                history=history, model=net.state_dict(), optimizer=optimizer.state_dict(),
+                scaler=scaler.state_dict(), rng=_rng_state())
+    return best

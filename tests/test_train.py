@@ -159,3 +159,31 @@ def test_class_count_must_match_the_data(tmp_path):
                                 "batch_size=4", "workers=0", f"data.train={tmp_path / 'train'}"])
     with pytest.raises(ConfigError, match="has 4 class.es. but num_classes=1"):
         train(config, tmp_path / "run", progress=False)
+
+
+def test_torchrun_two_processes_on_cpu_with_gloo(tmp_path):
+    """A real two-process DDP run (torchrun, gloo): one run folder written once, and both
+    processes end with the same weights (gradients were averaged)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    write_phantoms(tmp_path / "train", n=16, seed=30, size=64, progress=False)
+    (tmp_path / "c.yaml").write_text(
+        "backbone: resnet18\nwidth: 8\ninput_size: 64\nscales: [64, 96]\nepochs: 2\n"
+        "batch_size: 4\noptimizer: sgd\nlr: 0.01\nworkers: 0\n"
+        f"data:\n  train: {tmp_path / 'train'}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+         "2", "-m", "m2snet", "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"),
+         "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    sums = sorted(line.split("checksum ")[1] for line in log.splitlines() if "checksum" in line)
+    assert len(sums) == 2 and sums[0] == sums[1], log[-3000:]
+    assert "2 processes" in log
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    model, _ = m2snet.load_model(tmp_path / "run" / "last.pt")
+    assert model is not None
