@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 import m2snet  # noqa: E402
 from benchmarks_common import cpu_name, write_json  # noqa: E402
-from conftest import calibrate  # noqa: E402
+from m2snet.calibration import calibrate  # noqa: E402
 from realtime.segmenter import Segmenter  # noqa: E402
 
 

@@ -47,7 +47,8 @@ def _convert(args: argparse.Namespace) -> int:
 def _phantom(args: argparse.Namespace) -> int:
     from m2snet.phantom import write_phantoms
     written = write_phantoms(Path(args.out), n=args.n, seed=args.seed, size=args.size,
-                             sequence_fps=args.sequence, progress=not args.quiet)
+                             sequence_fps=args.sequence, progress=not args.quiet,
+                             positive_only=args.positive_only)
     print(f"wrote {written} image/mask pairs to {args.out}/images and {args.out}/masks")
     return 0
 
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=352, help="frame side in pixels (default 352)")
     p.add_argument("--sequence", type=float, metavar="FPS",
                    help="frames of one moving scene at FPS (a video) instead of independent stills")
+    p.add_argument("--positive-only", action="store_true",
+                   help="stills with at least one polyp only (test sets for PraNet's metrics)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
 

@@ -227,11 +227,14 @@ def phantom_image(seed: int, size: int = 352) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_phantoms(out: Path, n: int, seed: int = 0, size: int = 352,
-                   sequence_fps: float | None = None, progress: bool = True) -> int:
+                   sequence_fps: float | None = None, progress: bool = True,
+                   positive_only: bool = False) -> int:
     """Write ``n`` frames as out/images/NNNNN.png and out/masks/NNNNN.png (masks 0/255).
 
     Stills come from independent scenes (seed, seed+1, ...); with ``sequence_fps`` they are
-    consecutive frames of one scene. Files appear complete or not at all.
+    consecutive frames of one scene. ``positive_only`` skips stills without a polyp (test
+    sets in PraNet's convention, where an empty mask scores 0). Files appear complete or not
+    at all.
     """
     if n < 1 or size < 32:
         raise ValueError(f"need n >= 1 and size >= 32, got n={n}, size={size}")
@@ -241,11 +244,16 @@ def write_phantoms(out: Path, n: int, seed: int = 0, size: int = 352,
     images.mkdir(parents=True, exist_ok=True)
     masks.mkdir(parents=True, exist_ok=True)
     scene = PhantomScene(seed, size) if sequence_fps else None
+    candidate = 0
     for i in tqdm(range(n), desc="phantoms", unit="frame", disable=not progress):
         if scene is not None:
             image, mask = scene.frame(t=i / sequence_fps, noise_seed=seed * 100_003 + i)
         else:
-            image, mask = phantom_image(seed * 100_003 + i, size)
+            while True:
+                image, mask = phantom_image(seed * 100_003 + candidate, size)
+                candidate += 1
+                if mask.any() or not positive_only:
+                    break
         name = f"{i:05d}.png"
         _write_png(images / name, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         _write_png(masks / name, mask)

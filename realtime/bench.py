@@ -61,23 +61,13 @@ def model_weights(name: str, folder: Path) -> Path | None:
 
 
 def calibrate(model: torch.nn.Module, frames: np.ndarray) -> torch.nn.Module:
-    """Random weights that behave like trained ones where it matters for checking outputs:
-    BatchNorm statistics taken from real-looking frames and random affines, so activations
-    stay O(1) and the probabilities are not all saturated at 0 or 1."""
-    generator = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 1.0
-            with torch.no_grad():
-                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-                module.bias.copy_(torch.rand(module.bias.shape, generator=generator) - 0.5)
+    """BatchNorm-calibrated random weights (``m2snet.calibration``) on ImageNet-normalized
+    ``frames``, so the outputs to compare are not all saturated at 0 or 1."""
+    from m2snet.calibration import calibrate as calibrate_batchnorm
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
     x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / \
         torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-    model.train()
-    with torch.no_grad():
-        model(x)
-    return model.eval()
+    return calibrate_batchnorm(model, x)
 
 
 def sample_frames(batch: int, size: int) -> np.ndarray:

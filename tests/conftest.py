@@ -12,6 +12,8 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from m2snet.calibration import calibrate  # noqa: E402,F401  (tests import it from here)
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -37,22 +39,6 @@ def authors_state_dict(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
         else:
             state[name] = torch.randn(shape, generator=gen) * 0.05
     return state
-
-
-def calibrate(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch.nn.Module:
-    """Random BatchNorm affines and running statistics taken from x, so activations stay
-    O(1) and every BatchNorm is far from the identity; returns the model in eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = 1.0
-            with torch.no_grad():
-                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
-                module.bias.copy_(torch.rand(module.bias.shape, generator=gen) - 0.5)
-    model.train()
-    with torch.no_grad():
-        model(x)
-    return model.eval()
 
 
 @pytest.fixture(scope="session")

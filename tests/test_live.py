@@ -252,17 +252,24 @@ def test_run_that_never_gets_a_frame_exits_1_with_the_reason(tiny_weights, tmp_p
         "(.bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp) found"
 
 
-def test_sigint_leaves_a_playable_recording(tiny_weights, tmp_path):
-    record = tmp_path / "live.mp4"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+def _recording_live_run(weights, record, min_bytes: int, **popen) -> subprocess.Popen:
+    """A live run of the synthetic source recording to ``record``, returned once the file
+    has grown past ``min_bytes`` (or after 30 s)."""
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "live", "synthetic",
-                             "--synthetic-size", "128", "--weights", str(tiny_weights),
+                             "--synthetic-size", "128", "--weights", str(weights),
                              "--backend", "cpu", "--no-display", "--record", str(record)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, **popen)
     for _ in range(120):
         time.sleep(0.25)
-        if record.exists() and record.stat().st_size > 20_000:
+        if record.exists() and record.stat().st_size > min_bytes:
             break
+    return proc
+
+
+def test_sigint_leaves_a_playable_recording(tiny_weights, tmp_path):
+    record = tmp_path / "live.mp4"
+    proc = _recording_live_run(tiny_weights, record, 20_000, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
@@ -273,15 +280,8 @@ def test_sigint_leaves_a_playable_recording(tiny_weights, tmp_path):
 
 def test_killed_process_still_leaves_a_playable_recording(tiny_weights, tmp_path):
     record = tmp_path / "live.mp4"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "live", "synthetic",
-                             "--synthetic-size", "128", "--weights", str(tiny_weights),
-                             "--backend", "cpu", "--no-display", "--record", str(record)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(120):
-        time.sleep(0.25)
-        if record.exists() and record.stat().st_size > 60_000:
-            break
+    proc = _recording_live_run(tiny_weights, record, 60_000, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     proc.kill()
     proc.wait()
     assert len(decoded_frames(record)) > 10  # fragments written before the kill play
