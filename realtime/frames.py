@@ -24,6 +24,8 @@ def _as_tensor(frames) -> torch.Tensor:
     if isinstance(frames, torch.Tensor):
         return frames
     if isinstance(frames, np.ndarray):
+        if not frames.flags.writeable:  # e.g. a web framework's frame: torch wants to own it
+            frames = frames.copy()
         return torch.from_numpy(np.ascontiguousarray(frames))
     if isinstance(frames, Sequence) and frames and not isinstance(frames, (str, bytes)):
         parts = [_as_tensor(f) for f in frames]

@@ -153,3 +153,33 @@ def test_benchmark_tab_runs_the_quick_benchmark(app):
     text, plot = Client(app[0], verbose=False).predict(api_name="/benchmark")
     assert "| demo | cpu | fp32 | 1 | 256 | reference |" in text and "| live |" in text
     assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_browser_live_tab_shows_the_stream_and_the_camera_overlay(app):
+    """The Live tab in chromium: the synthetic stream plays as MJPEG with its fps line, and
+    chromium's fake camera streams frames that come back overlaid. Screenshot kept in
+    runs/test-artifacts/app_live.png."""
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    url, _ = app
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+        context = browser.new_context(viewport={"width": 1280, "height": 1000},
+                                      permissions=["camera"])
+        page = context.new_page()
+        page.goto(url, wait_until="load")
+        page.get_by_role("tab", name="Live").click()
+        page.get_by_role("button", name="Start", exact=True).click()
+        page.wait_for_function("() => [...document.images].some(i => i.src.includes('/live/')"
+                               " && i.naturalWidth > 0)", timeout=60_000)
+        page.get_by_text("source").first.wait_for(timeout=30_000)  # the fps/latency line
+        page.get_by_text("Click to Access Webcam").click()
+        page.get_by_role("button", name="capture photo").click()
+        page.wait_for_function("() => [...document.images].some(i => i.src.includes("
+                               "'gradio_api/file=') && i.naturalWidth > 0)", timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "app_live.png"), full_page=True)
+        page.get_by_role("button", name="Stop", exact=True).first.click()
+        browser.close()
