@@ -396,10 +396,16 @@ def main(args) -> int:
     from realtime.live_cli import write_json_atomically
     write_json_atomically(json_path, result)
     plot_path = Path(args.plot) if args.plot else json_path.with_suffix(".png")
-    plot(result, plot_path)
-    print(f"\nresults: {json_path}; plot: {plot_path}")
+    if any(r.get("fps") for r in result["results"]):
+        plot(result, plot_path)
+        print(f"\nresults: {json_path}; plot: {plot_path}")
+    else:
+        print(f"\nresults: {json_path}")
     if args.compare:
         print()
         print(compare(result, json.loads(Path(args.compare).read_text())))
     failed = [r for r in result["results"] if "error" in r]
-    return 1 if failed and len(failed) == len(result["results"]) else 0
+    if failed and len(failed) == len(result["results"]):
+        print(f"error: every case failed, e.g. {failed[0]['error']}", file=sys.stderr)
+        return 1
+    return 0
