@@ -49,7 +49,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds to wait before sending (udp: let the receiver bind)")
     args = parser.parse_args()
+    time.sleep(args.delay)
     for session in range(args.sessions):
         if args.protocol == "tcp":
             url = f"tcp://127.0.0.1:{args.port}?listen=1&listen_timeout=20000"
