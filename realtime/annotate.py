@@ -247,7 +247,11 @@ def _run_stages(spec: InputSpec, reader: FrameReader, segmenter, folder: Path,
                 batch.append(item)
             if batch:
                 t = time.perf_counter()
-                probabilities, masks = segmenter([f.image for f in batch]).numpy()
+                # a short last batch is padded to the full size: compiled backends are built
+                # for one shape, and a new shape would mean compiling again
+                images = [f.image for f in batch]
+                images += [images[-1]] * (options.batch - len(images))
+                probabilities, masks = segmenter(images).numpy()
                 timings["infer_s"] += time.perf_counter() - t
                 for i, frame in enumerate(batch):
                     if not _put(inferred, (frame, probabilities[i], masks[i]), stop):

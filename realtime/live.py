@@ -183,6 +183,8 @@ class LivePipeline:
                     break
                 continue
             frame, done = item if options.sync else (item, self._mask_for(item))
+            if done is not None and done.layer.shape != frame.image.shape[:2]:
+                done = None  # the source changed size: no mask until one of the new size
             t = time.perf_counter()
             overlay = draw(frame.image, done.layer if done else None, options.style)
             if done is not None:

@@ -224,3 +224,27 @@ def test_ctrl_c_keeps_complete_inputs_and_nothing_half_written(tiny_weights, tmp
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted during" in err and "complete: short" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["short"]
+
+
+def test_a_short_last_batch_is_padded_to_the_batch_size(demo, tmp_path):
+    """7 frames in batches of 4: the engine sees two batches of 4 (one shape for compiled
+    backends), and exactly 7 frames come out."""
+    video = tmp_path / "seven.mp4"
+    write_video(video, [i / 30 for i in range(7)], 160, 120)
+    shapes = []
+    original = demo.__class__.__call__
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __call__(self, frames):
+            shapes.append(len(frames))
+            return original(self.inner, frames)
+
+    summary = _annotate(video, tmp_path / "out", Spy(demo), batch=4)
+    assert shapes == [4, 4] and summary["frames"] == 7
+    assert len(read_masks(tmp_path / "out" / "seven" / "masks.mkv")[0]) == 7

@@ -328,3 +328,32 @@ def test_memory_stays_flat_over_a_long_accelerated_run(tiny, tmp_path):
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_a_stream_that_changes_size_keeps_being_recorded(tiny, tmp_path):
+    """A camera or reconnected stream may come back at another resolution: the recording
+    and the masks keep their first size instead of failing."""
+    from realtime.sources import Source, SourceFrame
+
+    class Changing(Source):
+        description, fps = "size-changing source", 30.0
+
+        def __init__(self):
+            super().__init__()
+            self.index = 0
+
+        def read(self):
+            if self.index == 20:
+                return None
+            self.index += 1
+            height, width = (120, 160) if self.index <= 10 else (90, 130)
+            return SourceFrame(np.full((height, width, 3), 90, np.uint8), self.index / 30)
+
+    record, masks = tmp_path / "rec.mp4", tmp_path / "m.mkv"
+    summary = LivePipeline(Changing(), tiny, [RecordSink(record)], LiveOptions(),
+                           MaskSink(masks)).run()
+    frames = decoded_frames(record)
+    assert len(frames) == summary["frames_displayed"] == 20
+    assert {(f.width, f.height) for f in frames} == {(160, 120)}
+    stored, _ = read_masks(masks)
+    assert {m.shape for m in stored} == {(120, 160)}
