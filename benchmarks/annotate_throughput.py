@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import m2snet  # noqa: E402
 from benchmarks_common import cpu_name, write_json  # noqa: E402
-from live_latency import write_source  # noqa: E402
 from realtime.annotate import AnnotateOptions, InputSpec, annotate_one  # noqa: E402
+from realtime.bench import procedure_video  # noqa: E402
 from realtime.segmenter import Segmenter  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "procedure.mp4"
-        write_source(video, 30, args.seconds, width, args.height)
+        procedure_video(video, 30, args.seconds, width, args.height)
         for name in args.models.split(","):
             weights = None
             if name == "m2snet-res2net50":

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from realtime.bench import cpu_name  # noqa: F401  (the scripts take it from here)
 
 
 def write_json(path: Path | None, result: dict) -> None:

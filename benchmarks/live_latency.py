@@ -28,10 +28,6 @@ from realtime.sinks import NullSink, RecordSink  # noqa: E402
 from realtime.sources import open_source  # noqa: E402
 
 
-def write_source(path: Path, fps: int, seconds: float, width: int = 1280, height: int = 720):
-    return procedure_video(path, fps, seconds, width, height)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each source")
@@ -48,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for fps in (int(r) for r in args.rates.split(",")):
             video = Path(tmp) / f"src{fps}.mp4"
-            write_source(video, fps, args.seconds, args.height * 16 // 9, args.height)
+            procedure_video(video, fps, args.seconds, args.height * 16 // 9, args.height)
             for sink_name in ("null", "record"):
                 sink = NullSink() if sink_name == "null" else RecordSink(Path(tmp) / "rec.mp4", fps)
                 pipeline = LivePipeline(open_source(str(video)), segmenter, [sink], LiveOptions())

@@ -175,9 +175,10 @@ def evaluate_pairs(pairs: list[Pair], predict=None, class_values: list[int] | No
 
     if class_values:
         loaded = [load(p) for p in pairs]
-        return {"per_class_dice": per_class_dice(loaded, class_values),
-                "mDice_classes": round(float(np.mean([v for v in per_class_dice(
-                    loaded, class_values).values() if v is not None])), 6),
+        scores = per_class_dice(loaded, class_values)
+        return {"per_class_dice": scores,
+                "mDice_classes": round(float(np.mean([v for v in scores.values()
+                                                      if v is not None])), 6),
                 "images": len(loaded)}
     sequences = sorted({p.sequence for p in pairs if p.sequence is not None})
     if not sequences:
@@ -197,9 +198,8 @@ def evaluate_pairs(pairs: list[Pair], predict=None, class_values: list[int] | No
     if not per_sequence:
         raise EvaluationError("every sequence has fewer than 3 frames: nothing is left after "
                               "dropping first and last frames")
-    keys = [k for k in (*KEYS, *SECONDARY)]
     result = {k: _number(np.mean([r[k] for r in per_sequence.values() if r[k] is not None]
-                                 or [np.nan])) for k in keys}
+                                 or [np.nan])) for k in (*KEYS, *SECONDARY)}
     result["sequences"] = len(per_sequence)
     result["images"] = sum(r["images"] for r in per_sequence.values())
     result["per_sequence"] = per_sequence

@@ -125,8 +125,7 @@ class AppState:
         return resolved
 
 
-def annotate_videos(state: AppState, video, more, weights, backend, threshold, alpha, boxes,
-                    progress=None):
+def annotate_videos(state: AppState, video, more, weights, backend, threshold, alpha, boxes):
     """The Annotate tab's job: returns (overlay video of the first input, downloads, report)."""
     import gradio as gr
 
@@ -202,8 +201,9 @@ def build_blocks(state: AppState):
 
             def _annotate(video, more, weights, backend, threshold, alpha, boxes,
                           progress=gr.Progress(track_tqdm=True)):
+                # ``progress`` (tracking tqdm) must be a parameter for Gradio to show it
                 return annotate_videos(state, video, more, weights, backend, threshold, alpha,
-                                       boxes, progress)
+                                       boxes)
 
             run.click(_annotate, [video, more, weights, backend, threshold, alpha, boxes],
                       [result, files, report], api_name="annotate", concurrency_id="model",

@@ -331,6 +331,16 @@ def run(args) -> dict:
             "env": describe_environment(), "results": rows, "end_to_end": e2e}
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe_environment() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -350,15 +360,7 @@ def describe_environment() -> dict:
                                     timeout=20).stdout.strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             driver = None
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "gpu": gpu, "driver": driver, "cuda": torch.version.cuda if gpu else None,
+    return {"cpu": cpu_name(), "gpu": gpu, "driver": driver, "cuda": torch.version.cuda if gpu else None,
             "torch": torch.__version__, "torch_tensorrt": v("torch-tensorrt"), "timm": v("timm"),
             "numba": v("numba"), "av": v("av"), "opencv": v("opencv-python"),
             "python": platform.python_version(), "threads": torch.get_num_threads(),

@@ -17,22 +17,6 @@ from realtime.video_io import MaskWriter, VideoWriter
 log = logging.getLogger("realtime.sink")
 
 
-_warned: set = set()
-
-
-def fit_to(image: np.ndarray, width: int, height: int, path: Path,
-           interpolation: int = cv2.INTER_AREA) -> np.ndarray:
-    """A stream that changes resolution (a camera or a reconnected stream) keeps being
-    recorded at the size the file started with; said once per file."""
-    if image.shape[:2] == (height, width):
-        return image
-    if path not in _warned:
-        _warned.add(path)
-        log.warning("%s: frames changed size to %dx%d; recorded resized to %dx%d", path,
-                    image.shape[1], image.shape[0], width, height)
-    return cv2.resize(image, (width, height), interpolation=interpolation)
-
-
 class SinkError(RuntimeError):
     """A sink that cannot work here; the message says why and what to do instead."""
 
@@ -148,8 +132,7 @@ class RecordSink(Sink):
         if self.writer is None:
             height, width = image.shape[:2]
             self.writer = VideoWriter(self.path, width, height, rate=self.rate, fragmented=True)
-        image = fit_to(image, self.writer.width, self.writer.height, self.path)
-        self.writer.write(image, seconds=view.seconds)
+        self.writer.write(self.writer.fit(image), seconds=view.seconds)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -179,8 +162,7 @@ class MaskSink:
                 else mask.astype(np.uint8)
         if self.writer is None:
             self.writer = MaskWriter(self.path, gray.shape[1], gray.shape[0])
-        gray = fit_to(gray, self.writer.width, self.writer.height, self.path, cv2.INTER_NEAREST)
-        self.writer.write(gray, seconds=seconds)
+        self.writer.write(self.writer.fit(gray, cv2.INTER_NEAREST), seconds=seconds)
 
     def close(self) -> None:
         if self.writer is not None:

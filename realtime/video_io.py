@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from pathlib import Path
 
-import cv2  # noqa: F401  (OpenCV before PyAV)
+import cv2  # OpenCV before PyAV
 import av
 import numpy as np
+
+log = logging.getLogger("realtime.video")
 
 MILLISECONDS = Fraction(1, 1000)
 
@@ -45,6 +48,7 @@ class VideoWriter:
                                                  "bf": "0", "g": str(max(1, round(rate)))}
         self.frames = 0
         self._last = None
+        self._resized = False
 
     def write(self, image: np.ndarray, seconds: float | None = None, ticks: int | None = None
               ) -> int:
@@ -66,6 +70,18 @@ class VideoWriter:
             self.container.mux(packet)
         self.frames += 1
         return ticks
+
+    def fit(self, image: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+        """The image at this video's size: a live source that changes resolution (a camera,
+        a reconnected stream) keeps being recorded at the size the file started with (said
+        once). Offline writers do not call this: there a size change is an error."""
+        if image.shape[:2] == (self.height, self.width):
+            return image
+        if not self._resized:
+            self._resized = True
+            log.warning("%s: frames changed size to %dx%d; recorded resized to %dx%d",
+                        self.path, image.shape[1], image.shape[0], self.width, self.height)
+        return cv2.resize(image, (self.width, self.height), interpolation=interpolation)
 
     def _pad(self, image: np.ndarray) -> np.ndarray:
         pad_h, pad_w = self.stream.height - self.height, self.stream.width - self.width
