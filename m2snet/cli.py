@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequence", type=float, metavar="FPS",
                    help="frames of one moving scene at FPS (a video) instead of independent stills")
     p.add_argument("--positive-only", action="store_true",
-                   help="stills with at least one polyp only (test sets for PraNet's metrics)")
+                   help="only stills that show a polyp at least half in view, as curated "
+                        "test sets do (for PraNet's metrics; masks keep every polyp pixel)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
 

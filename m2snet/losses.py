@@ -15,9 +15,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def local_mean(mask: torch.Tensor, k: int = 31) -> torch.Tensor:
+    """``F.avg_pool2d(mask, k, stride=1, padding=k // 2)`` (zero padding counted), as two 1-D
+    passes: 2k instead of k*k reads per pixel (the 31 x 31 pool was 14% of a training step)."""
+    rows = F.avg_pool2d(mask, (k, 1), stride=1, padding=(k // 2, 0))
+    return F.avg_pool2d(rows, (1, k), stride=1, padding=(0, k // 2))
+
+
 def structure_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Boundary-weighted BCE + weighted IoU; mask in {0, 1}, same shape as logits."""
-    weight = 1 + 5 * (F.avg_pool2d(mask, 31, stride=1, padding=15) - mask).abs()
+    weight = 1 + 5 * (local_mean(mask) - mask).abs()
     bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
     wbce = (weight * bce).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
     prob = torch.sigmoid(logits)

@@ -97,12 +97,14 @@ class PhantomScene:
 
         mask = np.zeros((side, side), np.uint8)
         polyps = []
+        self.world_labels = np.zeros((side, side), np.uint8)  # 0, or 1 + the polyp's index
         if rng.uniform() < self.polyp_probability:
             for _ in range(rng.integers(1, self.max_polyps + 1)):
                 polyp = self._place_polyp(lumen, polyps)
                 if polyp is not None:
                     self._draw_polyp(colour, mask, polyp, dist)
                     polyps.append(polyp)
+                    self.world_labels[(mask > 0) & (self.world_labels == 0)] = len(polyps)
         return colour, mask, polyps
 
     def _draw_vessels(self, colour: np.ndarray) -> None:
@@ -208,6 +210,18 @@ class PhantomScene:
         image = (np.clip(view, 0, 1) * 255 + 0.5).astype(np.uint8)
         return image, mask
 
+    def visibility(self, t: float = 0.0) -> list[float]:
+        """For each polyp, the fraction of it that frame(t) shows (inside the view and the
+        circular field): 1 fully in view, small for a sliver at the edge, 0 out of view."""
+        matrix = self.camera(t)
+        labels = cv2.warpAffine(self.world_labels, matrix, (self.size, self.size),
+                                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=0)
+        shown = np.bincount(labels[self._field], minlength=len(self.polyps) + 1)[1:]
+        world = np.bincount(self.world_labels.ravel(), minlength=len(self.polyps) + 1)[1:]
+        zoom2 = abs(np.linalg.det(matrix[:, :2]))  # world pixels -> view pixels
+        return [float(min(1.0, s / (w * zoom2))) if w else 0.0 for s, w in zip(shown, world)]
+
     def _specular(self, view: np.ndarray, matrix: np.ndarray, rng) -> np.ndarray:
         """Small saturated reflections, fixed on the wall (they move with the camera)."""
         points = np.c_[self._shine_points, np.ones(len(self._shine_points))] @ matrix.T
@@ -220,10 +234,21 @@ class PhantomScene:
         return view * (1 - glare[..., None]) + glare[..., None] * 1.0
 
 
+VISIBLE_FRACTION = 0.5  # --positive-only: a polyp at least this much in view
+
+
 def phantom_image(seed: int, size: int = 352) -> tuple[np.ndarray, np.ndarray]:
     """One independent still: its own scene, viewed at a seed-dependent time."""
+    image, mask, _ = phantom_still(seed, size)
+    return image, mask
+
+
+def phantom_still(seed: int, size: int = 352) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """``phantom_image`` and each polyp's visible fraction (``PhantomScene.visibility``)."""
     scene = PhantomScene(seed, size)
-    return scene.frame(t=float(np.random.default_rng(seed).uniform(0, 60)), noise_seed=seed)
+    t = float(np.random.default_rng(seed).uniform(0, 60))
+    image, mask = scene.frame(t=t, noise_seed=seed)
+    return image, mask, scene.visibility(t)
 
 
 def write_phantoms(out: Path, n: int, seed: int = 0, size: int = 352,
@@ -232,9 +257,11 @@ def write_phantoms(out: Path, n: int, seed: int = 0, size: int = 352,
     """Write ``n`` frames as out/images/NNNNN.png and out/masks/NNNNN.png (masks 0/255).
 
     Stills come from independent scenes (seed, seed+1, ...); with ``sequence_fps`` they are
-    consecutive frames of one scene. ``positive_only`` skips stills without a polyp (test
-    sets in PraNet's convention, where an empty mask scores 0). Files appear complete or not
-    at all.
+    consecutive frames of one scene. ``positive_only`` keeps only stills that show a polyp
+    at least half in view (``VISIBLE_FRACTION``), as curated test sets in PraNet's
+    convention do (an empty mask scores 0 there; a frame whose only "polyp" is a sliver of a
+    few pixels at the edge of the view is not a polyp image). Masks always hold every
+    visible polyp pixel, slivers included. Files appear complete or not at all.
     """
     if n < 1 or size < 32:
         raise ValueError(f"need n >= 1 and size >= 32, got n={n}, size={size}")
@@ -250,9 +277,9 @@ def write_phantoms(out: Path, n: int, seed: int = 0, size: int = 352,
             image, mask = scene.frame(t=i / sequence_fps, noise_seed=seed * 100_003 + i)
         else:
             while True:
-                image, mask = phantom_image(seed * 100_003 + candidate, size)
+                image, mask, shown = phantom_still(seed * 100_003 + candidate, size)
                 candidate += 1
-                if mask.any() or not positive_only:
+                if not positive_only or max(shown, default=0.0) >= VISIBLE_FRACTION:
                     break
         name = f"{i:05d}.png"
         _write_png(images / name, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

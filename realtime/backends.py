@@ -8,13 +8,16 @@ Every backend first folds BatchNorm into the convolutions before it (``realtime.
 - ``tensorrt``: torch-tensorrt's dynamo path with a half model and half inputs; engines are
   saved under a cache key (see ``engine_cache``) and reused. TensorRT cannot be installed on
   this project's machines, so this path is written to the documented API and not exercised.
-- ``auto``: tensorrt, else cuda on a GPU; cpu without one.
+- ``openvino``: the CPU through OpenVINO (its own graph compiler and oneDNN kernels), float32;
+  the folded network is traced once per start (seconds), compiled per batch shape.
+- ``auto``: tensorrt, else cuda on a GPU; without one, openvino when installed, else cpu.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,7 +29,7 @@ from realtime.fold import fold_batchnorm
 
 log = logging.getLogger("realtime.engine")
 
-BACKENDS = ("auto", "cpu", "cuda", "compile", "tensorrt")
+BACKENDS = ("auto", "cpu", "openvino", "cuda", "compile", "tensorrt")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -43,12 +46,24 @@ def tensorrt_module():
         return None
 
 
+def openvino_module():
+    """openvino, or None when it is not installed (or cannot load on this CPU)."""
+    try:
+        import openvino
+        return openvino
+    except Exception:
+        return None
+
+
 def resolve(backend: str) -> str:
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     gpu = torch.cuda.is_available()
     if backend == "auto":
-        chosen = ("tensorrt" if tensorrt_module() is not None else "cuda") if gpu else "cpu"
+        if gpu:
+            chosen = "tensorrt" if tensorrt_module() is not None else "cuda"
+        else:
+            chosen = "openvino" if openvino_module() is not None else "cpu"
         log.info("backend auto -> %s (%s)", chosen,
                  torch.cuda.get_device_name() if gpu else "no CUDA GPU found")
         return chosen
@@ -58,20 +73,23 @@ def resolve(backend: str) -> str:
     if backend == "tensorrt" and tensorrt_module() is None:
         raise BackendError("backend 'tensorrt' needs torch-tensorrt (pip install -r "
                            "requirements-tensorrt.txt); use backend='cuda' instead")
+    if backend == "openvino" and openvino_module() is None:
+        raise BackendError("backend 'openvino' needs OpenVINO (pip install openvino); use "
+                           "backend='cpu' instead")
     return backend
 
 
 def device_of(backend: str) -> torch.device:
     if backend == "compile":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device("cpu" if backend == "cpu" else "cuda")
+    return torch.device("cpu" if backend in ("cpu", "openvino") else "cuda")
 
 
 def default_impl(backend: str) -> str:
     """The subtraction unit each backend runs best (measured on the CPU; GPU choices wait
     for a GPU run of the Triton kernel): numba's fused kernel eagerly on the CPU, the plain
     composite where a compiler fuses it itself or the Triton path is not yet checked."""
-    return "kernel" if backend == "cpu" else "factored"
+    return "kernel" if backend == "cpu" else "factored"  # openvino: converts standard ops only
 
 
 def default_precision(backend: str) -> str:
@@ -84,6 +102,9 @@ def check_precision(backend: str, precision: str) -> torch.dtype:
                            f"{', '.join(PRECISIONS)}")
     if device_of(backend).type == "cpu" and precision == "fp16":
         raise BackendError("fp16 is a GPU precision; on the CPU use fp32 or bf16")
+    if backend == "openvino" and precision != "fp32":
+        raise BackendError("the openvino backend runs fp32 (identical outputs); use fp32, or "
+                           "backend='cpu' for bf16")
     if backend == "tensorrt" and precision == "bf16":
         raise BackendError("the tensorrt backend builds fp16 or fp32 engines; use fp16")
     return PRECISIONS[precision]
@@ -125,6 +146,8 @@ def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shap
         if backend == "compile":
             fn = _timed_compile(torch.compile(fn, dynamic=False), "torch.compile (CPU)")
         return Runner(fn, input_dtype, f"{backend} ({device.type}) {_short(dtype)}")
+    if backend == "openvino":
+        return _openvino(model, example_shape, engine_path)
     if backend == "cuda":
         model = model.to(dtype)  # the subtraction units' BatchNorm stays float32
         return Runner(model, dtype, f"cuda {_short(dtype)}")
@@ -152,6 +175,62 @@ def _timed_compile(fn, what: str):
         log.info("%s: compiled in %.1f s", what, time.perf_counter() - start)
         return out
     return call
+
+
+def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Runner:
+    """The folded float32 network as an OpenVINO model (batch left open), traced once and
+    kept at ``ir_path`` (tracing takes seconds; reading it back, a fraction of one), then
+    compiled for the CPU per batch size seen, with f32 inference precision (OpenVINO's default
+    on CPUs with bf16 units would be bf16: not the outputs the other backends give)."""
+    ov = openvino_module()
+    if getattr(model, "impl", "factored") == "kernel":
+        raise BackendError("the openvino backend converts standard operators only: use "
+                           "impl='factored' (its default)")
+    core = ov.Core()
+    start = time.perf_counter()
+    if ir_path is not None and ir_path.is_file():
+        converted = core.read_model(str(ir_path))
+        log.info("openvino: loaded the cached network %s in %.1f s", ir_path.name,
+                 time.perf_counter() - start)
+    else:
+        log.info("openvino %s: tracing the network (seconds, once per cache key)...",
+                 ov.__version__)
+        with warnings.catch_warnings():  # the tracer flags the model's shape checks
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace is deprecated
+            converted = ov.convert_model(model.to(memory_format=torch.contiguous_format),
+                                         example_input=torch.zeros(shape),
+                                         input=[ov.PartialShape([-1, *shape[1:]])])
+        log.info("openvino: traced in %.1f s", time.perf_counter() - start)
+        if ir_path is not None:
+            _save_ir(ov, converted, ir_path)
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+              "CACHE_DIR": str(engine_cache.cache_root() / "openvino")}
+    requests: dict[int, object] = {}
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        if batch not in requests:
+            began = time.perf_counter()
+            static = converted.clone()  # a static shape compiles to faster code than -1
+            static.reshape([batch, *shape[1:]])
+            requests[batch] = core.compile_model(static, "CPU", config).create_infer_request()
+            log.info("openvino: compiled for batch %d in %.1f s", batch,
+                     time.perf_counter() - began)
+        result = requests[batch].infer({0: x.detach().float().contiguous().numpy()})
+        return torch.from_numpy(result[0].copy())  # the request reuses its output buffer
+
+    return Runner(forward, torch.float32, "openvino (cpu) fp32")
+
+
+def _save_ir(ov, converted, ir_path: Path) -> None:
+    """Write .xml + .bin so that a reader never sees half of them: the .xml, renamed last,
+    is the sign that both are complete. Weights stay float32 (save_model would halve them)."""
+    ir_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = ir_path.with_name(ir_path.stem + ".partial.xml")
+    ov.save_model(converted, str(partial), compress_to_fp16=False)
+    partial.with_suffix(".bin").replace(ir_path.with_suffix(".bin"))
+    partial.replace(ir_path)
 
 
 def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,

@@ -60,6 +60,7 @@ def cache_key(weights_sha256: str, gpu_name: str, versions: dict[str, str],
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def engine_path(directory: Path, key: str, shape: tuple[int, ...], precision: str) -> Path:
+def engine_path(directory: Path, key: str, shape: tuple[int, ...], precision: str,
+                suffix: str = ".ep") -> Path:
     dims = "x".join(str(d) for d in shape)
-    return directory / f"m2snet-{dims}-{precision}-{key[:16]}.ep"
+    return directory / f"m2snet-{dims}-{precision}-{key[:16]}{suffix}"

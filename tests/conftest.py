@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import ast
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import torch
 # the CUDA kernels on CPU tensors (set before anything imports triton).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# Traced networks and compiled code of this run stay out of the user's cache (and later runs).
+os.environ.setdefault("M2SNET_CACHE", tempfile.mkdtemp(prefix="m2snet-test-cache-"))
 
 from m2snet.calibration import calibrate  # noqa: E402,F401  (tests import it from here)
 
@@ -68,6 +71,6 @@ def run_cli(module: str, *args, timeout: float = 300, cwd=None, env_extra: dict 
     import subprocess
     import sys
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp"),
-           **(env_extra or {})}
+           "M2SNET_CACHE": os.environ["M2SNET_CACHE"], **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or ROOT, env=env)

@@ -7,8 +7,10 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
-from m2snet.phantom import PhantomScene, phantom_image
+from m2snet.phantom import (VISIBLE_FRACTION, PhantomScene, phantom_image, phantom_still,
+                             write_phantoms)
 
 
 def test_same_seed_same_frame_and_masks_are_binary():
@@ -60,3 +62,30 @@ def test_cli_writes_matching_pairs(tmp_path):
     mask = cv2.imread(str(tmp_path / "masks" / images[0]), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (96, 96) and set(np.unique(mask)) <= {0, 255}
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_visibility_accounts_for_every_mask_pixel():
+    slivers = 0
+    for seed in range(40):
+        scene = PhantomScene(seed, 128)
+        for t in (0.0, 7.5):
+            _, mask = scene.frame(t)
+            shown = scene.visibility(t)
+            assert len(shown) == len(scene.polyps) and all(0 <= v <= 1 for v in shown)
+            zoom2 = abs(np.linalg.det(scene.camera(t)[:, :2]))
+            world = [int((scene.world_labels == i + 1).sum()) for i in range(len(shown))]
+            visible_pixels = sum(v * w * zoom2 for v, w in zip(shown, world))
+            # rasterizing the warped polyp gains or loses a few pixels; 1.0 caps a full one
+            assert visible_pixels == pytest.approx(int((mask > 0).sum()), rel=0.03, abs=2)
+            slivers += any(0 < v < 0.1 for v in shown)
+    assert slivers > 0  # edges of the view cut polyps: what --positive-only leaves out
+
+
+def test_positive_only_stills_show_a_polyp_at_least_half_in_view(tmp_path):
+    write_phantoms(tmp_path, 6, seed=3, size=96, progress=False, positive_only=True)
+    for i in range(6):
+        mask = cv2.imread(str(tmp_path / "masks" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+        assert (mask > 0).sum() > 0.005 * mask.size  # no frame of edge slivers only
+    shown = [max(phantom_still(3 * 100_003 + c, 96)[2], default=0) for c in range(30)]
+    kept = [v for v in shown if v >= VISIBLE_FRACTION]
+    assert 0 < len(kept) < len(shown)

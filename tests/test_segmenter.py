@@ -146,11 +146,33 @@ def test_multiclass_masks_are_class_indices(tmp_path_factory):
     assert torch.equal(result.masks, result.probabilities.argmax(0).to(torch.uint8))
 
 
-def test_auto_picks_cpu_without_gpu_and_says_so(weights, caplog):
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU choice")
+@pytest.mark.parametrize("openvino_installed", [True, False])
+def test_auto_without_gpu_picks_openvino_else_cpu_and_says_so(weights, caplog, monkeypatch,
+                                                               openvino_installed):
+    if openvino_installed:
+        pytest.importorskip("openvino")
+    else:
+        monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
+    expected = "openvino" if openvino_installed else "cpu"
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         seg = Segmenter(weights, backend="auto")
-    assert seg.backend == "cpu" and seg.precision == "fp32"
-    assert any(r.message.startswith("backend auto -> cpu") for r in caplog.records)
+    assert seg.backend == expected and seg.precision == "fp32"
+    assert any(r.message.startswith(f"backend auto -> {expected}") for r in caplog.records)
+
+
+def test_openvino_traces_once_then_reads_its_cache(weights, caplog, tmp_path):
+    pytest.importorskip("openvino")
+    frame = _frame(100, 140)
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        first = Segmenter(weights, backend="openvino", cache_dir=tmp_path)(frame)
+        assert any("traced in" in r.message for r in caplog.records)
+        caplog.clear()
+        second = Segmenter(weights, backend="openvino", cache_dir=tmp_path)(frame)
+    assert any("loaded the cached network" in r.message for r in caplog.records)
+    assert not any("traced in" in r.message for r in caplog.records)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".bin", ".xml"]
+    torch.testing.assert_close(second.probabilities, first.probabilities, rtol=0, atol=0)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU errors")
@@ -211,3 +233,29 @@ def test_weights_hash_is_the_files_sha256(tmp_path):
     data = b"0123456789" * 300_000
     (tmp_path / "w.pt").write_bytes(data)
     assert engine_cache.file_sha256(tmp_path / "w.pt") == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("shape", [(481, 641), (37, 53)])
+def test_openvino_backend_equals_eager_model(weights, cpu, shape):
+    pytest.importorskip("openvino")
+    seg = Segmenter(weights, backend="openvino")
+    assert seg.runner.description == "openvino (cpu) fp32"
+    frame = _frame(*shape)
+    result = seg(frame)
+    expected = _eager_reference(weights, frame)
+    torch.testing.assert_close(result.probabilities, expected, rtol=0, atol=1e-4)
+    assert _dice(result.masks, expected > 0.5) >= 0.99
+    frames = np.stack([_frame(*shape, seed) for seed in range(3)])  # a second batch shape
+    torch.testing.assert_close(seg(frames).probabilities, cpu(frames).probabilities,
+                               rtol=0, atol=1e-4)
+
+
+def test_openvino_refuses_what_it_cannot_run(weights, monkeypatch):
+    pytest.importorskip("openvino")
+    with pytest.raises(BackendError, match="runs fp32"):
+        Segmenter(weights, backend="openvino", precision="bf16")
+    with pytest.raises(BackendError, match="impl='factored'"):
+        Segmenter(weights, backend="openvino", impl="kernel")
+    monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
+    with pytest.raises(BackendError, match=r"needs OpenVINO \(pip install openvino\)"):
+        Segmenter(weights, backend="openvino")

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import m2snet
-from m2snet.losses import structure_loss
+from m2snet.losses import local_mean, structure_loss
 from m2snet.phantom import write_phantoms
-from m2snet.train import ConfigError, TrainConfig, learning_rate, load_config, train, validate
+from m2snet.train import (ConfigError, TrainConfig, learning_rate, load_config,
+                           recalibrate_batchnorm, train, validate)
 
 
 def test_config_file_and_overrides(tmp_path):
@@ -57,6 +58,13 @@ def test_structure_loss_by_hand():
     torch.testing.assert_close(structure_loss(logits, mask), expected)
     perfect = structure_loss((mask * 2 - 1) * 20, mask)
     assert perfect < 0.01 < structure_loss(-(mask * 2 - 1) * 20, mask)
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 37, 29), (2, 1, 7, 5), (1, 1, 64, 64)])
+def test_separable_local_mean_equals_the_31x31_pool(shape):
+    mask = (torch.rand(shape, generator=torch.Generator().manual_seed(1)) > 0.6).float()
+    torch.testing.assert_close(local_mean(mask), F.avg_pool2d(mask, 31, 1, 15),
+                               rtol=0, atol=1e-6)
 
 
 def test_short_phantom_training_beats_the_untrained_model(tmp_path):
@@ -187,3 +195,20 @@ def test_torchrun_two_processes_on_cpu_with_gloo(tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     model, _ = m2snet.load_model(tmp_path / "run" / "last.pt")
     assert model is not None
+
+
+def test_batchnorm_recalibration_uses_the_plain_average_at_inference_size(tmp_path):
+    write_phantoms(tmp_path / "data", 8, seed=4, size=64, progress=False)
+    config = TrainConfig(backbone="mobilenetv3_large_100", width=8, input_size=64,
+                         scales=[64], batch_size=8, bn_recalibrate=1, seed=3)
+    config.data.train = str(tmp_path / "data")
+    net = m2snet.create_model("m2snet", config.backbone, 1, width=8)
+    first = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    first.running_mean.fill_(100.0)  # stale statistics, as a short run leaves them
+    seen = []
+    hook = first.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+    recalibrate_batchnorm(net, config, torch.device("cpu"), torch.contiguous_format)
+    hook.remove()
+    assert len(seen) == 1 and seen[0].shape[0] == 8 and seen[0].shape[-1] == 32
+    torch.testing.assert_close(first.running_mean, seen[0].mean(dim=(0, 2, 3)))
+    assert first.momentum == 0.1  # restored for any later training
