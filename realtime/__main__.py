@@ -98,7 +98,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="demo,m2snet",
                    help="comma list: demo (bundled), m2snet / msnet (Res2Net-50, random "
                         "weights), or checkpoint files (default demo,m2snet)")
-    p.add_argument("--backends", default=gpu, help=f"comma list (default {gpu})")
+    import importlib.util
+    backends = gpu if gpu == "cuda" or not importlib.util.find_spec("openvino") else "cpu,openvino"
+    p.add_argument("--backends", default=backends,
+                   help=f"comma list (default {backends}; openvino runs the factored unit only)")
     p.add_argument("--precisions", default="fp16,fp32" if gpu == "cuda" else "fp32",
                    help="comma list of fp32, fp16, bf16")
     p.add_argument("--batches", default="1,4", help="comma list (default 1,4)")

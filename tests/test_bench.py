@@ -60,3 +60,19 @@ def test_bad_grid_values_fail_in_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == \
         "error: sizes must be positive multiples of 32, got 300"
+
+
+def test_openvino_rows_interleave_with_the_cpu_and_use_its_reference(tmp_path):
+    pytest.importorskip("openvino")
+    done = run_cli("realtime", "bench", "--models", "demo", "--backends", "cpu,openvino",
+                   "--impls", "reference,factored,kernel", "--sizes", "128", "--batches", "1",
+                   "--repeats", "3", "--warmup", "1", "--e2e-height", "0", "--quiet",
+                   "--json", tmp_path / "b.json", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    # openvino converts standard operators only: it runs the factored unit, nothing else
+    assert [(r["backend"], r["impl"]) for r in rows] == [
+        ("cpu", "reference"), ("cpu", "factored"), ("cpu", "kernel"), ("openvino", "factored")]
+    reference, openvino = rows[0], rows[-1]
+    assert openvino["max_prob_diff"] < 1e-4 and openvino["mask_dice"] > 0.999
+    assert openvino["speedup"] == pytest.approx(openvino["fps"] / reference["fps"])
