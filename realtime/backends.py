@@ -16,6 +16,7 @@ Every backend first folds BatchNorm into the convolutions before it (``realtime.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -207,8 +208,13 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
               "CACHE_DIR": str(engine_cache.cache_root() / "openvino")}
     requests: dict[int, object] = {}
+    lock = threading.Lock()  # an infer request serves one call at a time (the app shares one)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
+        with lock:
+            return _infer(x)
+
+    def _infer(x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         if batch not in requests:
             began = time.perf_counter()

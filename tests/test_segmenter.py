@@ -259,3 +259,15 @@ def test_openvino_refuses_what_it_cannot_run(weights, monkeypatch):
     monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
     with pytest.raises(BackendError, match=r"needs OpenVINO \(pip install openvino\)"):
         Segmenter(weights, backend="openvino")
+
+
+def test_openvino_segmenter_shared_by_threads_gives_each_its_own_result(weights, tmp_path):
+    pytest.importorskip("openvino")
+    from concurrent.futures import ThreadPoolExecutor
+    seg = Segmenter(weights, backend="openvino", cache_dir=tmp_path)
+    frames = [_frame(80, 120, seed) for seed in range(8)]
+    alone = [seg(f).probabilities for f in frames]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda f: seg(f).probabilities, frames * 3))
+    for i, result in enumerate(together):
+        torch.testing.assert_close(result, alone[i % 8], rtol=0, atol=0)
