@@ -211,20 +211,17 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
     lock = threading.Lock()  # an infer request serves one call at a time (the app shares one)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        with lock:
-            return _infer(x)
-
-    def _infer(x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        if batch not in requests:
-            began = time.perf_counter()
-            static = converted.clone()  # a static shape compiles to faster code than -1
-            static.reshape([batch, *shape[1:]])
-            requests[batch] = core.compile_model(static, "CPU", config).create_infer_request()
-            log.info("openvino: compiled for batch %d in %.1f s", batch,
-                     time.perf_counter() - began)
-        result = requests[batch].infer({0: x.detach().float().contiguous().numpy()})
-        return torch.from_numpy(result[0].copy())  # the request reuses its output buffer
+        with lock:
+            if batch not in requests:
+                began = time.perf_counter()
+                static = converted.clone()  # a static shape compiles to faster code than -1
+                static.reshape([batch, *shape[1:]])
+                requests[batch] = core.compile_model(static, "CPU", config).create_infer_request()
+                log.info("openvino: compiled for batch %d in %.1f s", batch,
+                         time.perf_counter() - began)
+            result = requests[batch].infer({0: x.detach().float().contiguous().numpy()})
+            return torch.from_numpy(result[0].copy())  # the request reuses its output buffer
 
     return Runner(forward, torch.float32, "openvino (cpu) fp32")
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realtime.backends import device_of
+
 log = logging.getLogger("realtime.bench")
 
 SCHEMA = "m2snet-rt-bench/1"
@@ -149,7 +151,7 @@ def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progre
     from tqdm import tqdm
     groups: dict = {}
     for case in cases:  # backends of one device are timed in the same interleaved rounds
-        groups.setdefault((case.model, _device(case.backend), case.precision, case.batch,
+        groups.setdefault((case.model, device_of(case.backend).type, case.precision, case.batch,
                            case.size), []).append(case)
     truths: dict = {}
     rows = []
@@ -165,11 +167,12 @@ def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progre
             log.warning("%s: %s", group[0], message)
             rows += [{**asdict(case), "error": message} for case in group]
     for row in rows:
-        same = [r for r in rows if r.get("fps") and r["impl"] == "reference" and all(
-            r[k] == row[k] for k in KEY if k not in ("impl", "backend"))]
-        ref = next((r for r in same if r["backend"] == row["backend"]),
-                   next((r for r in same if row["backend"] == "openvino"
-                         and r["backend"] == "cpu"), None))
+        # the backend's own reference row, else one on the same device (openvino runs no
+        # reference of its own)
+        same = [r for r in rows if r.get("fps") and r["impl"] == "reference"
+                and r["device"] == row.get("device")
+                and all(r[k] == row[k] for k in KEY if k not in ("impl", "backend"))]
+        ref = next((r for r in same if r["backend"] == row["backend"]), same[0] if same else None)
         row["speedup"] = row["fps"] / ref["fps"] if ref and row.get("fps") else None
     return rows
 
@@ -318,11 +321,6 @@ def build_cases(args) -> list[Case]:
     return [Case(*values) for values in itertools.product(
         args.models, args.backends, args.precisions, args.batches, args.sizes, args.impls)
         if values[4] % 32 == 0 and (values[1] != "openvino" or values[5] == "factored")]
-
-
-def _device(backend: str) -> str:
-    return "cuda" if backend in ("cuda", "tensorrt") or (
-        backend == "compile" and torch.cuda.is_available()) else "cpu"
 
 
 def run(args) -> dict:

@@ -60,6 +60,23 @@ def cache_key(weights_sha256: str, gpu_name: str, versions: dict[str, str],
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def engine_file(backend: str, weights: Path, shape: tuple[int, ...], precision: str,
+                directory: Path | None = None) -> Path:
+    """Where ``backend``'s artifact for these weights lives: a TensorRT engine (one GPU, one
+    input shape), or OpenVINO's traced network (any CPU, any batch: keyed without either)."""
+    if backend == "tensorrt":
+        device, versions, suffix = torch.cuda.get_device_name(), library_versions(), ".ep"
+    elif backend == "openvino":
+        import openvino
+        device, suffix = "cpu", ".xml"
+        versions = {"openvino": openvino.__version__, "torch": torch.__version__}
+        shape = shape[1:]
+    else:
+        raise ValueError(f"backend {backend!r} keeps no engine file")
+    key = cache_key(file_sha256(weights), device, versions, shape, precision, backend=backend)
+    return engine_path(directory or default_dir(), key, shape, precision, suffix)
+
+
 def engine_path(directory: Path, key: str, shape: tuple[int, ...], precision: str,
                 suffix: str = ".ep") -> Path:
     dims = "x".join(str(d) for d in shape)

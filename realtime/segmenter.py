@@ -67,19 +67,9 @@ class Segmenter:
 
         shape = (1, 3, self.size, self.size)
         engine_file = None
-        if self.backend == "tensorrt":
-            key = engine_cache.cache_key(engine_cache.file_sha256(path),
-                                         torch.cuda.get_device_name(),
-                                         engine_cache.library_versions(), shape, self.precision)
-            engine_file = engine_cache.engine_path(Path(cache_dir or engine_cache.default_dir()),
-                                                   key, shape, self.precision)
-        elif self.backend == "openvino":  # the traced network (any batch), not machine code
-            versions = {"openvino": backends.openvino_module().__version__,
-                        "torch": torch.__version__}
-            key = engine_cache.cache_key(engine_cache.file_sha256(path), "cpu", versions,
-                                         shape[1:], self.precision, backend="openvino")
-            engine_file = engine_cache.engine_path(Path(cache_dir or engine_cache.default_dir()),
-                                                   key, shape[1:], self.precision, ".xml")
+        if self.backend in ("tensorrt", "openvino"):
+            engine_file = engine_cache.engine_file(self.backend, path, shape, self.precision,
+                                                   Path(cache_dir) if cache_dir else None)
         self.runner = backends.build(model, self.backend, dtype, shape, engine_file)
         self.stager = HostStager() if self.device.type == "cuda" else None
         log.info("segmenter: %s, %s, input %dx%d, weights %s", self.runner.description,
