@@ -37,3 +37,16 @@ def test_msu_ops_records_every_real_size(tmp_path):
     for row in result["rows"]:
         assert set(row["median_us"]) == {"composite", "numba"}
         assert row["predicted_fused_speedup"] > 1
+
+
+def test_cpu_ceiling_times_every_convolution(tmp_path):
+    out = tmp_path / "ceiling.json"
+    _run("cpu_ceiling.py", "--variant", "m2snet-light", "--size", "64", "--repeats", "2",
+         "--json", str(out))
+    result = json.loads(out.read_text())
+    ov = result["openvino"]
+    # OpenVINO's node names are mapped back to the model's convolution modules: all of them.
+    assert ov["conv_layers_timed"] == ov["conv_layers_in_model"] > 50
+    assert 0 < ov["conv_gflop"] <= ov["gflop"] < result["authors"]["gflop"]
+    assert result["matmul_gflop_per_s"] > 0 and result["floor"]["ms"] <= ov["conv_ms"] + sum(
+        ov["other_ms_by_type"].values()) + 1e-6
