@@ -15,6 +15,7 @@ Every backend first folds BatchNorm into the convolutions before it (``realtime.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -132,7 +133,12 @@ def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shap
     """Prepare ``model`` (already on the backend's device, eval mode) for ``backend``."""
     device = device_of(backend)
     if backend == "compile":
-        log.info("torch.compile cache: %s", engine_cache.use_for_torch_compile())
+        cache = engine_cache.use_for_torch_compile()
+        if cache is None:
+            log.warning("torch.compile cache: %s cannot be written; compiled code is not kept "
+                        "for the next start", engine_cache.cache_root() / "inductor")
+        else:
+            log.info("torch.compile cache: %s", cache)
     model, folded = fold_batchnorm(model, torch.zeros(1, 3, 64, 64))
     log.info("folded %d BatchNorms into their convolutions", folded)
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -188,12 +194,11 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
         raise BackendError("the openvino backend converts standard operators only: use "
                            "impl='factored' (its default)")
     core = ov.Core()
-    start = time.perf_counter()
+    converted = None
     if ir_path is not None and ir_path.is_file():
-        converted = core.read_model(str(ir_path))
-        log.info("openvino: loaded the cached network %s in %.1f s", ir_path.name,
-                 time.perf_counter() - start)
-    else:
+        converted = _read_ir(core, ir_path)
+    if converted is None:
+        start = time.perf_counter()
         log.info("openvino %s: tracing the network (seconds, once per cache key)...",
                  ov.__version__)
         with warnings.catch_warnings():  # the tracer flags the model's shape checks
@@ -205,8 +210,13 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
         log.info("openvino: traced in %.1f s", time.perf_counter() - start)
         if ir_path is not None:
             _save_ir(ov, converted, ir_path)
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
-              "CACHE_DIR": str(engine_cache.cache_root() / "openvino")}
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled_cache = engine_cache.cache_root() / "openvino"
+    if engine_cache.writable(compiled_cache):
+        config["CACHE_DIR"] = str(compiled_cache)
+    else:
+        log.warning("openvino: %s cannot be written; compiled code is not kept for the next "
+                    "start", compiled_cache)
     requests: dict[int, object] = {}
     lock = threading.Lock()  # an infer request serves one call at a time (the app shares one)
 
@@ -226,14 +236,42 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
     return Runner(forward, torch.float32, "openvino (cpu) fp32")
 
 
+def _one_line(error: Exception) -> str:
+    """OpenVINO's messages span lines (source location first): the gist, on one line."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())[-200:]
+
+
+def _read_ir(core, ir_path: Path):
+    """The cached network, or None (with a warning) when the file is damaged: the cache
+    only saves time, so a bad entry is traced again and overwritten."""
+    start = time.perf_counter()
+    try:
+        converted = core.read_model(str(ir_path))
+    except Exception as error:
+        log.warning("openvino: the cached network %s is unreadable (%s): tracing it again",
+                    ir_path.name, _one_line(error))
+        return None
+    log.info("openvino: loaded the cached network %s in %.1f s", ir_path.name,
+             time.perf_counter() - start)
+    return converted
+
+
 def _save_ir(ov, converted, ir_path: Path) -> None:
     """Write .xml + .bin so that a reader never sees half of them: the .xml, renamed last,
-    is the sign that both are complete. Weights stay float32 (save_model would halve them)."""
-    ir_path.parent.mkdir(parents=True, exist_ok=True)
+    is the sign that both are complete. Weights stay float32 (save_model would halve them).
+    A cache that cannot be written costs the next start its tracing, nothing more."""
     partial = ir_path.with_name(ir_path.stem + ".partial.xml")
-    ov.save_model(converted, str(partial), compress_to_fp16=False)
-    partial.with_suffix(".bin").replace(ir_path.with_suffix(".bin"))
-    partial.replace(ir_path)
+    try:
+        ir_path.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(converted, str(partial), compress_to_fp16=False)
+        partial.with_suffix(".bin").replace(ir_path.with_suffix(".bin"))
+        partial.replace(ir_path)
+    except (OSError, RuntimeError) as error:
+        log.warning("openvino: could not cache the traced network in %s (%s); the next start "
+                    "traces again", ir_path.parent, _one_line(error))
+        for leftover in (partial, partial.with_suffix(".bin")):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
 
 
 def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
@@ -241,10 +279,15 @@ def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
     torch_tensorrt = tensorrt_module()
     if engine_path is not None and engine_path.is_file():
         start = time.perf_counter()
-        loaded = torch.export.load(str(engine_path)).module()
-        log.info("tensorrt: loaded cached engine %s in %.1f s", engine_path.name,
-                 time.perf_counter() - start)
-        return Runner(loaded, dtype, f"tensorrt {_short(dtype)} (cached engine)")
+        try:
+            loaded = torch.export.load(str(engine_path)).module()
+        except Exception as error:  # a damaged entry is rebuilt, as if it were missing
+            log.warning("tensorrt: the cached engine %s is unreadable (%s): building it again",
+                        engine_path.name, _one_line(error))
+        else:
+            log.info("tensorrt: loaded cached engine %s in %.1f s", engine_path.name,
+                     time.perf_counter() - start)
+            return Runner(loaded, dtype, f"tensorrt {_short(dtype)} (cached engine)")
     log.info("tensorrt: building an engine for %s %s (minutes, once per cache key)...",
              shape, dtype)
     start = time.perf_counter()
@@ -254,8 +297,12 @@ def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
                                       immutable_weights=False, min_block_size=1)
     log.info("tensorrt: engine built in %.1f s", time.perf_counter() - start)
     if engine_path is not None:
-        engine_path.parent.mkdir(parents=True, exist_ok=True)
         partial = engine_path.with_name(engine_path.stem + ".partial.ep")
-        torch_tensorrt.save(compiled, str(partial), inputs=[example])
-        partial.replace(engine_path)
+        try:
+            engine_path.parent.mkdir(parents=True, exist_ok=True)
+            torch_tensorrt.save(compiled, str(partial), inputs=[example])
+            partial.replace(engine_path)
+        except OSError as error:
+            log.warning("tensorrt: could not cache the engine in %s (%s); the next start "
+                        "builds it again", engine_path.parent, _one_line(error))
     return Runner(compiled, dtype, f"tensorrt {_short(dtype)}")

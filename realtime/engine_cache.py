@@ -25,10 +25,25 @@ def default_dir() -> Path:
     return cache_root() / "engines"
 
 
-def use_for_torch_compile() -> Path:
+def writable(directory: Path) -> bool:
+    """Whether artifacts can be written under ``directory`` (created if need be). The cache
+    only saves time: callers go on without it, with a warning, when this is False."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
+
+
+def use_for_torch_compile() -> Path | None:
     """Point torch.compile's on-disk cache (compiled graphs, autotuning) into ours, unless
-    the user chose another, so that a second start reuses the first one's work."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+    the user chose another, so that a second start reuses the first one's work; None when
+    ours cannot be written (torch then keeps its own default)."""
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        ours = cache_root() / "inductor"
+        if not writable(ours):
+            return None
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(ours)
     return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 

@@ -4,6 +4,7 @@ shape, the engine-cache key, and the errors a user can meet."""
 from __future__ import annotations
 
 import logging
+import os
 
 import cv2
 import numpy as np
@@ -123,7 +124,8 @@ def test_bf16_autocast_stays_close_to_float32(weights, cpu):
 
 def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog, tmp_path, monkeypatch):
     monkeypatch.setenv("M2SNET_CACHE", str(tmp_path))
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # so that teardown restores the original
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     frame = _frame(150, 210)
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         compiled = Segmenter(weights, backend="compile")
@@ -175,6 +177,42 @@ def test_openvino_traces_once_then_reads_its_cache(weights, caplog, tmp_path):
     torch.testing.assert_close(second.probabilities, first.probabilities, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("damaged", [".xml", ".bin"])
+def test_openvino_damaged_cache_entry_is_traced_again(weights, caplog, tmp_path, damaged):
+    pytest.importorskip("openvino")
+    frame = _frame(90, 110)
+    first = Segmenter(weights, backend="openvino", cache_dir=tmp_path)(frame)
+    [entry] = tmp_path.glob(f"*{damaged}")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])  # a write cut short
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        again = Segmenter(weights, backend="openvino", cache_dir=tmp_path)(frame)
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "is unreadable" in warnings[0] and "\n" not in warnings[0]
+    assert any("traced in" in r.message for r in caplog.records)
+    torch.testing.assert_close(again.probabilities, first.probabilities, rtol=0, atol=0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        Segmenter(weights, backend="openvino", cache_dir=tmp_path)  # the entry was rewritten
+    assert any("loaded the cached network" in r.message for r in caplog.records)
+
+
+def test_unwritable_caches_cost_time_not_the_run(weights, caplog, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache folders would have to go under this file")
+    monkeypatch.setenv("M2SNET_CACHE", str(blocker / "cache"))
+    frame = _frame(90, 110)
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        result = Segmenter(weights, backend="openvino", cache_dir=blocker / "engines")(frame)
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("could not cache the traced network" in w for w in warnings)
+    assert any("compiled code is not kept" in w for w in warnings)
+    assert blocker.read_text().startswith("the cache folders")
+    reference = Segmenter(weights, backend="cpu")(frame)
+    assert _dice(result.masks, reference.masks) >= 0.99
+    torch.testing.assert_close(result.probabilities, reference.probabilities, rtol=0, atol=1e-4)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU errors")
 @pytest.mark.parametrize("backend", ["cuda", "tensorrt"])
 def test_gpu_backends_without_gpu_fail_in_one_line(weights, backend):
@@ -211,6 +249,19 @@ def test_missing_default_weights_say_what_to_do(monkeypatch, tmp_path):
 def test_bad_frames_are_named(cpu, frame, message):
     with pytest.raises(FrameError, match=message):
         cpu(frame)
+
+
+def test_torch_compile_cache_goes_under_ours_only_where_it_can_be_written(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # so that teardown restores the original
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("M2SNET_CACHE", str(tmp_path / "a-file" / "cache"))
+    assert engine_cache.use_for_torch_compile() is None
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    monkeypatch.setenv("M2SNET_CACHE", str(tmp_path / "cache"))
+    assert engine_cache.use_for_torch_compile() == tmp_path / "cache" / "inductor"
+    assert (tmp_path / "cache" / "inductor").is_dir()
 
 
 def test_engine_cache_key_covers_everything_that_invalidates_an_engine(tmp_path):
