@@ -12,7 +12,7 @@ from realtime.live import LiveOptions, LivePipeline
 from realtime.live_stats import format_summary
 from realtime.overlay import OverlayStyle
 from realtime.sinks import MaskSink, NullSink, RecordSink, WindowSink, display_available
-from realtime.sources import SourceOptions, open_source
+from realtime.sources import SourceOptions, open_source, source_kind
 
 log = logging.getLogger("realtime.live")
 
@@ -23,7 +23,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", help="checkpoint: ours or the authors' .pth (default: the "
                                          "bundled phantom-trained demo model)")
     group.add_argument("--backend", default="auto",
-                       help="auto (default: the fastest here), cpu, cuda, compile, tensorrt")
+                       help="auto (default: the fastest here), cpu, openvino, cuda, compile, "
+                            "tensorrt")
     group.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
                        help="default: fp32 on the CPU, fp16 on a GPU")
     group.add_argument("--size", type=int, help="network input side, a multiple of 32 "
@@ -101,6 +102,7 @@ def run_live(args: argparse.Namespace) -> int:
     sinks = []
     if not args.no_display:
         sinks.append(WindowSink(fullscreen=args.fullscreen))  # fails early without a display
+    source_kind(args.source)  # a mistyped source fails now, not after the model has loaded
     segmenter = make_segmenter(args)
     source = open_source(args.source, source_options(args))
     if args.record:

@@ -270,29 +270,45 @@ class ImageSource(Source):
         return None
 
 
-def open_source(spec: str, options: SourceOptions | None = None) -> Source:
-    """Open the source that ``spec`` names; SourceError (one line) when it cannot be."""
-    options = options or SourceOptions()
+def source_kind(spec: str) -> str:
+    """What ``spec`` names (synthetic, camera, file, stream or images), checked as far as can
+    be without opening it, so that a typo fails before the model loads; SourceError (one line)
+    otherwise."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        seed = spec.partition(":")[2] or "1"
-        if not seed.isdigit():
+        if not (spec.partition(":")[2] or "1").isdigit():
             raise SourceError(f"{spec}: the synthetic source takes an integer seed "
                               f"(synthetic:SEED)")
-        return SyntheticSource(int(seed), options.synthetic_size, options.fps or 30.0)
+        return "synthetic"
     if spec.isdigit() or spec.startswith("/dev/video"):
-        return CameraSource(spec, options)
+        return "camera"
     if "://" in spec:
         scheme = spec.split("://", 1)[0].lower()
         if scheme == "file":
-            return FileSource(spec[len("file://"):], options.loop)
+            return "file"
         if scheme not in STREAM_SCHEMES:
             raise SourceError(f"{spec}: unsupported stream type {scheme!r} (supported: "
                               f"{', '.join(STREAM_SCHEMES)})")
-        return StreamSource(spec, options)
+        return "stream"
     if Path(spec).is_dir() or any(c in spec for c in "*?["):
-        return ImageSource(spec, options.fps or 30.0)
+        return "images"
     if Path(spec).is_file():
-        return FileSource(spec, options.loop)
+        return "file"
     raise SourceError(f"{spec}: no such file, folder or device (a source is a video file, an "
                       f"image folder or glob, a stream URL, /dev/videoN or a camera index, "
                       f"or 'synthetic')")
+
+
+def open_source(spec: str, options: SourceOptions | None = None) -> Source:
+    """Open the source that ``spec`` names; SourceError (one line) when it cannot be."""
+    options = options or SourceOptions()
+    kind = source_kind(spec)
+    if kind == "synthetic":
+        seed = int(spec.partition(":")[2] or "1")
+        return SyntheticSource(seed, options.synthetic_size, options.fps or 30.0)
+    if kind == "camera":
+        return CameraSource(spec, options)
+    if kind == "stream":
+        return StreamSource(spec, options)
+    if kind == "images":
+        return ImageSource(spec, options.fps or 30.0)
+    return FileSource(spec.removeprefix("file://"), options.loop)

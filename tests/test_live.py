@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -239,6 +240,24 @@ def test_window_without_display_refuses_clearly(monkeypatch):
 
 
 # -- the command ------------------------------------------------------------------------------
+
+def test_live_command_names_a_missing_source_before_loading_the_model(tmp_path):
+    done = run_cli("realtime", "live", tmp_path / "absent.mp4", "--no-display")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "absent.mp4: no such file, folder or device (a source is a video file, an image folder "
+        "or glob, a stream URL, /dev/videoN or a camera index, or 'synthetic')")
+    assert "segmenter:" not in done.stderr + done.stdout  # no model was loaded first
+
+
+def test_live_help_lists_every_backend():
+    from realtime.backends import BACKENDS
+    done = run_cli("realtime", "live", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # argparse wraps the help text
+    described = re.findall(r"--backend BACKEND (.*?) --precision", text)[-1]
+    assert set(re.findall(r"\w+", described)) >= set(BACKENDS), described
+
 
 def test_live_command_writes_recording_masks_and_stats(tiny_weights, tmp_path):
     video = tmp_path / "in.mp4"
