@@ -91,18 +91,20 @@ def _app(args: argparse.Namespace) -> int:
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    from realtime.bench import default_backends, default_precisions
     gpu = "cuda" if _has_gpu() else "cpu"
     p.add_argument("--quick", action="store_true",
-                   help="a small grid (demo model, cpu, 256, three subtraction units) and a "
-                        "short 360p end-to-end run: about a minute on a CPU")
+                   help="a small grid (demo model, the default backends, 256, three "
+                        "subtraction units) and a short 360p end-to-end run: about a minute "
+                        "on a CPU")
     p.add_argument("--models", default="demo,m2snet",
                    help="comma list: demo (bundled), m2snet / msnet (Res2Net-50, random "
                         "weights), or checkpoint files (default demo,m2snet)")
-    import importlib.util
-    backends = gpu if gpu == "cuda" or not importlib.util.find_spec("openvino") else "cpu,openvino"
+    backends = ",".join(default_backends(gpu == "cuda"))
     p.add_argument("--backends", default=backends,
-                   help=f"comma list (default {backends}; openvino runs the factored unit only)")
-    p.add_argument("--precisions", default="fp16,fp32" if gpu == "cuda" else "fp32",
+                   help=f"comma list (default {backends}; openvino runs the factored unit "
+                        f"only; end to end runs auto's choice when listed)")
+    p.add_argument("--precisions", default=",".join(default_precisions(gpu == "cuda")),
                    help="comma list of fp32, fp16, bf16")
     p.add_argument("--batches", default="1,4", help="comma list (default 1,4)")
     p.add_argument("--sizes", default="256,352", help="network input sides (default 256,352)")

@@ -101,7 +101,11 @@ class AppState:
 
     def backends(self) -> list[str]:
         import torch
-        return ["auto", "cpu", "compile"] + (["cuda"] if torch.cuda.is_available() else [])
+        from realtime.backends import openvino_module, tensorrt_module
+        choices = ["auto", "cpu"] + (["openvino"] if openvino_module() else []) + ["compile"]
+        if torch.cuda.is_available():
+            choices += ["cuda"] + (["tensorrt"] if tensorrt_module() else [])
+        return choices
 
     def segmenter(self, weights: str, backend: str, threshold: float, fresh: bool = False):
         from realtime.segmenter import Segmenter
@@ -289,8 +293,10 @@ def build_blocks(state: AppState):
 
             def _bench(progress=gr.Progress(track_tqdm=True)):
                 from realtime import bench as bench_module
-                args = Namespace(**bench_module.QUICK, quiet=False)
-                args.backends = ["cuda"] if "cuda" in state.backends() else ["cpu"]
+                gpu = "cuda" in state.backends()
+                args = Namespace(**bench_module.QUICK, quiet=False,
+                                 backends=bench_module.default_backends(gpu),
+                                 precisions=bench_module.default_precisions(gpu))
                 result = bench_module.run(args)
                 png = state.config.outputs / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.png"
                 bench_module.plot(result, png)

@@ -3,6 +3,7 @@ browser (Debian's chromium via Playwright), and its MJPEG live stream read over 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -148,10 +149,23 @@ def test_browser_uploads_a_video_and_sees_the_overlay(app, clip):
     assert os.path.getsize(ARTIFACTS / "app_annotate.png") > 20_000
 
 
+def test_backend_choices_are_those_this_machine_can_run(tmp_path, monkeypatch):
+    import torch
+    from realtime.app import AppConfig, AppState
+    state = AppState(AppConfig(workdir=tmp_path))
+    expected = ["auto", "cpu"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    assert state.backends()[:len(expected) + 1] == expected + ["compile"]
+    assert ("cuda" in state.backends()) == torch.cuda.is_available()
+    monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
+    assert "openvino" not in state.backends()
+
+
 def test_benchmark_tab_runs_the_quick_benchmark(app):
     from gradio_client import Client
     text, plot = Client(app[0], verbose=False).predict(api_name="/benchmark")
     assert "| demo | cpu | fp32 | 1 | 256 | reference |" in text and "| live |" in text
+    if importlib.util.find_spec("openvino"):
+        assert "| demo | openvino | fp32 | 1 | 256 | factored |" in text
     assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

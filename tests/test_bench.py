@@ -3,12 +3,18 @@ schema, rows check outputs against the authors' formulation, and --compare reads
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import jsonschema
 import pytest
 
 from conftest import ROOT, run_cli
+
+OPENVINO = importlib.util.find_spec("openvino") is not None
+# --quick on a CPU: the cpu backend's three units, and OpenVINO's factored one when installed
+QUICK_ROWS = [("cpu", "reference"), ("cpu", "factored"), ("cpu", "kernel")] + (
+    [("openvino", "factored")] if OPENVINO else [])
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +31,18 @@ def test_quick_json_follows_the_schema(quick):
     result = json.loads((folder / "bench.json").read_text())
     schema = json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text())
     jsonschema.validate(result, schema)
-    assert [r["impl"] for r in result["results"]] == ["reference", "factored", "kernel"]
+    assert [(r["backend"], r["impl"]) for r in result["results"]] == QUICK_ROWS
     assert {r["pipeline"] for r in result["end_to_end"]} == {"annotate", "live"}
+    # end to end runs what a plain `live` or `annotate` gets: auto's choice
+    default = "openvino (cpu) fp32" if OPENVINO else "cpu (cpu) fp32"
+    assert {r["backend"] for r in result["end_to_end"]} == {default}
+
+
+@pytest.mark.parametrize("published", sorted((ROOT / "benchmarks" / "results").glob("bench_*.json")),
+                         ids=lambda p: p.name)
+def test_published_results_follow_the_schema(published):
+    schema = json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text())
+    jsonschema.validate(json.loads(published.read_text()), schema)
 
 
 def test_rows_have_identical_outputs_and_speedups_against_the_reference(quick):
@@ -52,7 +68,7 @@ def test_compare_prints_ratios_per_row(quick, tmp_path):
     from realtime.bench import compare
     result = json.loads((folder / "bench.json").read_text())
     text = compare(result, result)
-    assert text.count("| 1.00× |") == 3
+    assert text.count("| 1.00× |") == len(QUICK_ROWS)
 
 
 def test_bad_grid_values_fail_in_one_line(tmp_path):
