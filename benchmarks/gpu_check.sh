@@ -3,16 +3,23 @@
 # kernels and backends on CUDA against their references, then the GPU benchmarks.
 # Everything lands in $OUT (the device tool's folder) or benchmarks/results/gpu; commit it
 # under benchmarks/results/ with the GPU's name. Budget: under 10 minutes of device time.
-#   device run: bash benchmarks/gpu_check.sh        (timeout_s 590)
+#   here, once:  bash benchmarks/gpu_wheels.sh       (PyAV, which the GPU image lacks, into .whl/)
+#   device run:  bash benchmarks/gpu_check.sh        (carry [".whl"], timeout_s 590)
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
 
+# The GPU machine cannot reach a package index: the wheels travel with the working tree.
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
     python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, torch.cuda.get_device_name())"
-    python3 -c "import timm, numba, av, gradio; print('timm', timm.__version__, 'numba', numba.__version__, 'av', av.__version__)"
+    python3 -c "import cv2, timm, numba, av; print('timm', timm.__version__, 'numba', numba.__version__, 'av', av.__version__, 'opencv', cv2.__version__)"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
