@@ -25,25 +25,26 @@ cat "$OUT/env.txt"
 
 # Correctness on the GPU first: Triton kernels against the reference (fp32/fp16/bf16), and
 # every backend against the float32 model.
-timeout 100 python3 -m pytest -q -p no:cacheprovider -x tests/test_kernels.py tests/test_subtraction.py \
-    tests/test_segmenter.py -k "not compile" 2>&1 | tee "$OUT/tests.log" | tail -5
+timeout 140 python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_subtraction.py \
+    tests/test_gpu_backends.py tests/test_segmenter.py -k "not compile" -rfs 2>&1 \
+    | tee "$OUT/tests.log" | tail -15
 
 # The subtraction unit alone: composite vs Triton vs torch.compile, real sizes.
-timeout 90 python3 benchmarks/msu_ops.py --device cuda --dtypes float32,float16 --repeats 30 \
+timeout 80 python3 benchmarks/msu_ops.py --device cuda --dtypes float32,float16 --repeats 30 \
     --json "$OUT/msu_ops_cuda.json" 2>&1 | grep -v Warning | tee "$OUT/msu_ops.log"
 
 # The model grid (authors' dense form vs factored vs Triton kernel; fp16 and fp32; batch 1
 # and 8) with outputs checked against the authors' fp32, and 1080p end to end.
-timeout 200 python3 -m realtime bench --quiet --models demo,m2snet --backends cuda \
+timeout 180 python3 -m realtime bench --quiet --models demo,m2snet --backends cuda \
     --precisions fp16,fp32 --batches 1,8 --sizes 352 --repeats 30 --e2e-height 1080 \
     --e2e-seconds 4 --json "$OUT/bench_cuda.json" 2>&1 | grep -v Warning | tee "$OUT/bench_cuda.log"
 
 # torch.compile with CUDA graphs (one case: its compile time is logged).
-timeout 120 python3 -m realtime bench --quiet --models m2snet --backends compile \
+timeout 110 python3 -m realtime bench --quiet --models m2snet --backends compile \
     --precisions fp16 --batches 1 --sizes 352 --impls reference,factored --repeats 30 \
     --e2e-height 0 --json "$OUT/bench_compile.json" 2>&1 | grep -v Warning | tee "$OUT/bench_compile.log"
 
 # A 1080p60 source through the live pipeline: drops and p99 capture-to-sink latency.
-timeout 70 python3 benchmarks/live_latency.py --backend cuda --rates 60 --height 1080 \
+timeout 60 python3 benchmarks/live_latency.py --backend cuda --rates 60 --height 1080 \
     --seconds 5 --json "$OUT/live_latency_cuda_1080p60.json" 2>&1 | grep -v Warning \
     | tee "$OUT/live_latency.log"
