@@ -81,6 +81,11 @@ def resolve(backend: str) -> str:
     return backend
 
 
+# What ``auto`` falls back to when the backend it chose cannot prepare a network (a timm
+# backbone OpenVINO cannot convert, say): the plain path on the same device.
+FALLBACK = {"openvino": "cpu", "tensorrt": "cuda"}
+
+
 def device_of(backend: str) -> torch.device:
     if backend == "compile":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,24 +225,28 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
     requests: dict[int, object] = {}
     lock = threading.Lock()  # an infer request serves one call at a time (the app shares one)
 
+    def request_for(batch: int):
+        if batch not in requests:
+            began = time.perf_counter()
+            static = converted.clone()  # a static shape compiles to faster code than -1
+            static.reshape([batch, *shape[1:]])
+            requests[batch] = core.compile_model(static, "CPU", config).create_infer_request()
+            log.info("openvino: compiled for batch %d in %.1f s", batch,
+                     time.perf_counter() - began)
+        return requests[batch]
+
     def forward(x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
         with lock:
-            if batch not in requests:
-                began = time.perf_counter()
-                static = converted.clone()  # a static shape compiles to faster code than -1
-                static.reshape([batch, *shape[1:]])
-                requests[batch] = core.compile_model(static, "CPU", config).create_infer_request()
-                log.info("openvino: compiled for batch %d in %.1f s", batch,
-                         time.perf_counter() - began)
-            result = requests[batch].infer({0: x.detach().float().contiguous().numpy()})
+            result = request_for(x.shape[0]).infer({0: x.detach().float().contiguous().numpy()})
             return torch.from_numpy(result[0].copy())  # the request reuses its output buffer
 
+    request_for(shape[0])  # now, so that a network OpenVINO cannot compile fails here
     return Runner(forward, torch.float32, "openvino (cpu) fp32")
 
 
-def _one_line(error: Exception) -> str:
-    """OpenVINO's messages span lines (source location first): the gist, on one line."""
+def one_line(error: Exception) -> str:
+    """A library's message on one line: OpenVINO's, for one, span lines (source location
+    first, the gist last)."""
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())[-200:]
 
 
@@ -249,7 +258,7 @@ def _read_ir(core, ir_path: Path):
         converted = core.read_model(str(ir_path))
     except Exception as error:
         log.warning("openvino: the cached network %s is unreadable (%s): tracing it again",
-                    ir_path.name, _one_line(error))
+                    ir_path.name, one_line(error))
         return None
     log.info("openvino: loaded the cached network %s in %.1f s", ir_path.name,
              time.perf_counter() - start)
@@ -268,7 +277,7 @@ def _save_ir(ov, converted, ir_path: Path) -> None:
         partial.replace(ir_path)
     except (OSError, RuntimeError) as error:
         log.warning("openvino: could not cache the traced network in %s (%s); the next start "
-                    "traces again", ir_path.parent, _one_line(error))
+                    "traces again", ir_path.parent, one_line(error))
         for leftover in (partial, partial.with_suffix(".bin")):
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
@@ -283,7 +292,7 @@ def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
             loaded = torch.export.load(str(engine_path)).module()
         except Exception as error:  # a damaged entry is rebuilt, as if it were missing
             log.warning("tensorrt: the cached engine %s is unreadable (%s): building it again",
-                        engine_path.name, _one_line(error))
+                        engine_path.name, one_line(error))
         else:
             log.info("tensorrt: loaded cached engine %s in %.1f s", engine_path.name,
                      time.perf_counter() - start)
@@ -304,5 +313,5 @@ def _tensorrt(model: torch.nn.Module, dtype: torch.dtype, shape: tuple,
             partial.replace(engine_path)
         except OSError as error:
             log.warning("tensorrt: could not cache the engine in %s (%s); the next start "
-                        "builds it again", engine_path.parent, _one_line(error))
+                        "builds it again", engine_path.parent, one_line(error))
     return Runner(compiled, dtype, f"tensorrt {_short(dtype)}")

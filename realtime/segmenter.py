@@ -70,7 +70,23 @@ class Segmenter:
         if self.backend in ("tensorrt", "openvino"):
             engine_file = engine_cache.engine_file(self.backend, path, shape, self.precision,
                                                    Path(cache_dir) if cache_dir else None)
-        self.runner = backends.build(model, self.backend, dtype, shape, engine_file)
+        try:
+            self.runner = backends.build(model, self.backend, dtype, shape, engine_file)
+        except backends.BackendError:
+            raise
+        except Exception as error:  # the library's own message, often many lines long
+            fallback = backends.FALLBACK.get(self.backend)
+            if backend != "auto" or fallback is None:
+                hint = f"; backend={fallback!r} runs any network" if fallback else ""
+                raise backends.BackendError(
+                    f"backend {self.backend!r} could not prepare {path.name}: "
+                    f"{backends.one_line(error)}{hint}") from error
+            log.warning("backend %s could not prepare %s (%s): using %s instead",
+                        self.backend, path.name, backends.one_line(error), fallback)
+            self.backend = fallback
+            if impl is None:
+                model.impl = backends.default_impl(fallback)
+            self.runner = backends.build(model, fallback, dtype, shape)
         self.stager = HostStager() if self.device.type == "cuda" else None
         log.info("segmenter: %s, %s, input %dx%d, weights %s", self.runner.description,
                  m2snet.checkpoint.describe(model), self.size, self.size, path.name)

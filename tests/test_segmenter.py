@@ -312,6 +312,46 @@ def test_openvino_refuses_what_it_cannot_run(weights, monkeypatch):
         Segmenter(weights, backend="openvino")
 
 
+def _openvino_that_cannot_convert(monkeypatch):
+    """OpenVINO failing the way it does on a network it cannot convert (its multi-line
+    message). Patched: every network this project builds converts, so no real one fails."""
+    openvino = pytest.importorskip("openvino")
+
+    def convert_model(*args, **kwargs):
+        raise RuntimeError("Exception from src/frontends/pytorch/src/frontend.cpp:168:\n"
+                           "Model wasn't fully converted.\n"
+                           "Summary: -- No conversion rule found for operations: aten::foo")
+    monkeypatch.setattr(openvino, "convert_model", convert_model)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks a GPU backend there")
+def test_auto_falls_back_to_cpu_when_openvino_cannot_take_the_network(weights, caplog,
+                                                                       tmp_path, monkeypatch):
+    _openvino_that_cannot_convert(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        seg = Segmenter(weights, backend="auto", cache_dir=tmp_path)
+    assert seg.backend == "cpu" and seg.runner.description.startswith("cpu")
+    [warning] = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("backend openvino could not prepare small.pt (") and \
+        "No conversion rule found for operations: aten::foo" in warning and \
+        warning.endswith("): using cpu instead")
+    frame = _frame(70, 90)
+    torch.testing.assert_close(seg(frame).probabilities,
+                               Segmenter(weights, backend="cpu")(frame).probabilities)
+    assert not list(tmp_path.iterdir())  # nothing half-written in the cache
+
+
+def test_explicit_openvino_that_cannot_take_the_network_fails_in_one_line(weights, tmp_path,
+                                                                           monkeypatch):
+    _openvino_that_cannot_convert(monkeypatch)
+    with pytest.raises(BackendError) as caught:
+        Segmenter(weights, backend="openvino", cache_dir=tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(
+        "backend 'openvino' could not prepare small.pt: Exception from")
+    assert message.endswith("aten::foo; backend='cpu' runs any network")
+
+
 def test_openvino_segmenter_shared_by_threads_gives_each_its_own_result(weights, tmp_path):
     pytest.importorskip("openvino")
     from concurrent.futures import ThreadPoolExecutor
