@@ -137,7 +137,7 @@ class RecordSink(Sink):
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            log.info("recording: %s (%d frames)", self.path, self.writer.frames)
+            log.debug("recording: %s (%d frames)", self.path, self.writer.frames)  # the CLI prints it
 
     @property
     def frames(self) -> int:
