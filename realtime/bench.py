@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.backends import device_of, resolve
+from realtime.backends import device_of, one_line, resolve
 
 log = logging.getLogger("realtime.bench")
 
@@ -255,6 +255,9 @@ def markdown(rows: list[dict]) -> str:
 def markdown_e2e(rows: list[dict]) -> str:
     lines = ["| pipeline | size | backend | fps | details |", "|---|---|---|---|---|"]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['pipeline']} | | | failed | {r['error']} |")
+            continue
         if r["pipeline"] == "annotate":
             b = r["busy_s"]
             detail = (f"busy s: decode {b['decode_s']:.1f}, infer {b['infer_s']:.1f}, write "
@@ -338,8 +341,14 @@ def run(args) -> dict:
         rows = run_grid(cases, weights, args.warmup, args.repeats, progress=not args.quiet)
         e2e = []
         if args.e2e_height:
-            e2e = end_to_end(weights[args.models[0]], end_to_end_backend(args.backends),
-                             args.e2e_height, args.e2e_seconds, Path(tmp))
+            backend = end_to_end_backend(args.backends)
+            try:
+                e2e = end_to_end(weights[args.models[0]], backend, args.e2e_height,
+                                 args.e2e_seconds, Path(tmp))
+            except Exception as error:  # noqa: BLE001  (the grid's results are kept)
+                log.warning("end to end with %s failed: %s", backend, one_line(error))
+                e2e = [{"pipeline": "end_to_end", "backend": backend,
+                        "error": one_line(error)}]
     return {"schema": SCHEMA, "date": time.strftime("%Y-%m-%d"), "command":
             "python -m realtime " + " ".join(sys.argv[1:]) if sys.argv else "",
             "env": describe_environment(), "results": rows, "end_to_end": e2e}
@@ -413,6 +422,9 @@ def main(args) -> int:
     bad = [s for s in args.sizes if s <= 0 or s % 32]
     if bad:
         raise ValueError(f"sizes must be positive multiples of 32, got {bad[0]}")
+    if args.e2e_height and args.e2e_height < 64:
+        raise ValueError(f"--e2e-height must be 0 (no end-to-end run) or at least 64, got "
+                         f"{args.e2e_height}")
     if args.compare and not Path(args.compare).is_file():
         raise FileNotFoundError(f"{args.compare}: no such file to compare with")
     result = run(args)

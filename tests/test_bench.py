@@ -92,3 +92,32 @@ def test_openvino_rows_interleave_with_the_cpu_and_use_its_reference(tmp_path):
     reference, openvino = rows[0], rows[-1]
     assert openvino["max_prob_diff"] < 1e-4 and openvino["mask_dice"] > 0.999
     assert openvino["speedup"] == pytest.approx(openvino["fps"] / reference["fps"])
+
+
+def test_a_failed_end_to_end_run_keeps_the_grid(tmp_path, monkeypatch):
+    """A full disk or a broken encoder cannot be made to happen here: end_to_end is patched
+    to fail the way they would."""
+    from argparse import Namespace
+
+    from realtime import bench
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(bench, "end_to_end", broken)
+    out = tmp_path / "b.json"
+    args = Namespace(models=["demo"], backends=["cpu"], precisions=["fp32"], batches=[1],
+                     sizes=[64], impls=["factored"], repeats=2, warmup=1, e2e_height=360,
+                     e2e_seconds=1.0, quiet=True, json=str(out), plot=None, compare=None)
+    assert bench.main(args) == 0
+    result = json.loads(out.read_text())
+    jsonschema.validate(result, json.loads((ROOT / "benchmarks" / "bench.schema.json").read_text()))
+    assert result["results"][0]["fps"] > 0
+    assert result["end_to_end"] == [{"pipeline": "end_to_end", "backend": "cpu",
+                                     "error": "[Errno 28] No space left on device"}]
+
+
+def test_tiny_end_to_end_video_is_refused_in_one_line(tmp_path):
+    done = run_cli("realtime", "bench", "--e2e-height", "1", "--json", tmp_path / "b.json")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == \
+        "error: --e2e-height must be 0 (no end-to-end run) or at least 64, got 1"
