@@ -138,12 +138,8 @@ def build(model: torch.nn.Module, backend: str, dtype: torch.dtype, example_shap
     """Prepare ``model`` (already on the backend's device, eval mode) for ``backend``."""
     device = device_of(backend)
     if backend == "compile":
-        cache = engine_cache.use_for_torch_compile()
-        if cache is None:
-            log.warning("torch.compile cache: %s cannot be written; compiled code is not kept "
-                        "for the next start", engine_cache.cache_root() / "inductor")
-        else:
-            log.info("torch.compile cache: %s", cache)
+        log.info("torch.compile cache: %s",
+                 engine_cache.use_for_torch_compile() or "torch's own default")
     model, folded = fold_batchnorm(model, torch.zeros(1, 3, 64, 64))
     log.info("folded %d BatchNorms into their convolutions", folded)
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -217,11 +213,8 @@ def _openvino(model: torch.nn.Module, shape: tuple, ir_path: Path | None) -> Run
             _save_ir(ov, converted, ir_path)
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     compiled_cache = engine_cache.cache_root() / "openvino"
-    if engine_cache.writable(compiled_cache):
+    if engine_cache.writable(compiled_cache, "openvino"):
         config["CACHE_DIR"] = str(compiled_cache)
-    else:
-        log.warning("openvino: %s cannot be written; compiled code is not kept for the next "
-                    "start", compiled_cache)
     requests: dict[int, object] = {}
     lock = threading.Lock()  # an infer request serves one call at a time (the app shares one)
 

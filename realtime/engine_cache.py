@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import torch
+
+log = logging.getLogger("realtime.engine")
 
 
 def cache_root() -> Path:
@@ -25,14 +28,19 @@ def default_dir() -> Path:
     return cache_root() / "engines"
 
 
-def writable(directory: Path) -> bool:
-    """Whether artifacts can be written under ``directory`` (created if need be). The cache
-    only saves time: callers go on without it, with a warning, when this is False."""
+def writable(directory: Path, user: str) -> bool:
+    """Whether ``user``'s compiled artifacts can be written under ``directory`` (created if
+    need be). The cache only saves time: when it cannot be written, one warning says so and
+    the caller goes on without it."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        usable = os.access(directory, os.W_OK)
     except OSError:
-        return False
-    return os.access(directory, os.W_OK)
+        usable = False
+    if not usable:
+        log.warning("%s: %s cannot be written; compiled code is not kept for the next start",
+                    user, directory)
+    return usable
 
 
 def use_for_torch_compile() -> Path | None:
@@ -41,7 +49,7 @@ def use_for_torch_compile() -> Path | None:
     ours cannot be written (torch then keeps its own default)."""
     if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         ours = cache_root() / "inductor"
-        if not writable(ours):
+        if not writable(ours, "torch.compile"):
             return None
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(ours)
     return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
