@@ -95,16 +95,33 @@ def _statistics(norm: Normalization, device: torch.device) -> tuple[torch.Tensor
     return mean, std
 
 
-def network_input(batch: torch.Tensor, size: int, norm: Normalization,
-                  dtype: torch.dtype, channels_last: bool = True) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> normalized N x 3 x size x size in dtype."""
+def torch_resize_normalize(batch: torch.Tensor, size: int, norm: Normalization) -> torch.Tensor:
+    """The device path (torch operators): uint8 N x H x W x 3 -> normalized float32
+    N x 3 x size x size, antialiased when either side shrinks."""
     x = batch.permute(0, 3, 1, 2).float()
     if x.shape[-2:] != (size, size):
         shrinking = x.shape[-2] > size or x.shape[-1] > size
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=shrinking)
     mean, std = _statistics(norm, x.device)
-    x = (x * (norm.max_value / 255.0) - mean) / std
+    return (x * (norm.max_value / 255.0) - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _affine(norm: Normalization) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The normalization of 0..255 values as value * scale + offset, per channel."""
+    scale = tuple(norm.max_value / 255.0 / s for s in norm.std)
+    return scale, tuple(-m / s for m, s in zip(norm.mean, norm.std))
+
+
+def network_input(batch: torch.Tensor, size: int, norm: Normalization,
+                  dtype: torch.dtype, channels_last: bool = True) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> normalized N x 3 x size x size in dtype."""
+    if batch.device.type == "cpu":
+        from realtime.resample import resize_normalize  # numba: imported when first needed
+        x = resize_normalize(batch, size, *_affine(norm))
+    else:
+        x = torch_resize_normalize(batch, size, norm)
     x = x.to(dtype)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 

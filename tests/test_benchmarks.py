@@ -50,3 +50,14 @@ def test_cpu_ceiling_times_every_convolution(tmp_path):
     assert 0 < ov["conv_gflop"] <= ov["gflop"] < result["authors"]["gflop"]
     assert result["matmul_gflop_per_s"] > 0 and result["floor"]["ms"] <= ov["conv_ms"] + sum(
         ov["other_ms_by_type"].values()) + 1e-6
+
+
+def test_preprocess_times_both_paths_and_states_their_error(tmp_path):
+    out = tmp_path / "preprocess.json"
+    _run("preprocess.py", "--sizes", "120x160,37x53", "--repeats", "2", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["height"], r["width"]) for r in rows] == [(120, 160), (37, 53)]
+    for row in rows:
+        assert set(row["median_ms"]) == {"torch", "resample"} and row["speedup"] > 0
+        assert row["max_level_error_vs_float64"]["resample"] < 1e-3
+        assert row["max_level_difference"] < 0.02
