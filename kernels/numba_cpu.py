@@ -14,7 +14,9 @@ import torch
 
 try:
     import numba
-    from numba import njit, prange
+    from numba import prange
+
+    from kernels.numba_jit import cached_njit
 except ImportError:  # pragma: no cover - numba is a hard dependency; this keeps import errors clear
     numba = None
 
@@ -33,19 +35,19 @@ def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
 
 if numba is not None:
 
-    @njit(cache=True, inline="always")
+    @cached_njit(inline="always")
     def _resized(a, n, c, y0, y1, ly, x0, x1, lx):
         top = a[n, c, y0, x0] * (1.0 - lx) + a[n, c, y0, x1] * lx
         bottom = a[n, c, y1, x0] * (1.0 - lx) + a[n, c, y1, x1] * lx
         return top * (1.0 - ly) + bottom * ly
 
-    @njit(cache=True, inline="always")
+    @cached_njit(inline="always")
     def _resized_nhwc(a, n, c, y0, y1, ly, x0, x1, lx):
         top = a[n, y0, x0, c] * (1.0 - lx) + a[n, y0, x1, c] * lx
         bottom = a[n, y1, x0, c] * (1.0 - lx) + a[n, y1, x1, c] * lx
         return top * (1.0 - ly) + bottom * ly
 
-    @njit(cache=True, parallel=True)
+    @cached_njit(parallel=True)
     def _box_sums(sums):
         """3x3 and 5x5 zero-padded window sums of sums[0] (A') and sums[1] (B):
         boxes[0..3] = S3A', S5A', S3B, S5B."""
@@ -73,7 +75,7 @@ if numba is not None:
                     boxes[2 * which + 1, n, y, x] = box5
         return boxes
 
-    @njit(cache=True, parallel=True)
+    @cached_njit(parallel=True)
     def _msu_nchw(a, b, s3, t3, s5, t5, yi0, yi1, yl, xi0, xi1, xl, out):
         n_img, channels, height, width = b.shape
         sums = np.zeros((2, n_img, height, width), dtype=b.dtype)
@@ -97,7 +99,7 @@ if numba is not None:
                     p5b = max(s5[c] * boxes[3, n, y, x] + t5[c], 0.0)
                     out[n, c, y, x] = abs(va - b[n, c, y, x]) + abs(p3a - p3b) + abs(p5a - p5b)
 
-    @njit(cache=True, parallel=True)
+    @cached_njit(parallel=True)
     def _msu_nhwc(a, b, s3, t3, s5, t5, yi0, yi1, yl, xi0, xi1, xl, out):
         """The same unit on channels-last data (arrays indexed [n, y, x, c])."""
         n_img, height, width, channels = b.shape

@@ -16,7 +16,9 @@ import threading
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import prange
+
+from kernels.numba_jit import cached_njit
 
 # numba's fallback thread pool (used where neither OpenMP nor TBB loads) aborts the process
 # when two threads launch parallel code at once; the web app shares one Segmenter.
@@ -49,7 +51,7 @@ def filter_taps(in_size: int, out_size: int, antialias: bool) -> tuple[np.ndarra
     return indices.astype(np.int32), weights.astype(np.float32)
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def _resample_rows(frames, rows, row_weights, cols, col_weights, scale, offset, out):
     """frames: N x H x (W*3) uint8; out: N x h x w x 3 float32, normalized."""
     count, _, width3 = frames.shape

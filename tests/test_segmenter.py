@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -211,6 +212,27 @@ def test_unwritable_caches_cost_time_not_the_run(weights, caplog, tmp_path, monk
     reference = Segmenter(weights, backend="cpu")(frame)
     assert _dice(result.masks, reference.masks) >= 0.99
     torch.testing.assert_close(result.probabilities, reference.probabilities, rtol=0, atol=1e-4)
+
+
+def test_numba_without_a_cache_folder_compiles_and_says_so_once(weights, tmp_path):
+    """A read-only install run by an account with no writable home leaves numba nowhere to
+    cache: numba then refuses cache=True at import. Its own setting that narrows where it may
+    look (to IPython's cells only) produces that failure here, where every folder is writable."""
+    import subprocess
+    import sys
+
+    script = ("import numpy as np\n"
+              "from realtime.segmenter import Segmenter\n"
+              f"seg = Segmenter({str(weights)!r}, backend='cpu')\n"
+              "result = seg(np.full((90, 110, 3), 128, np.uint8))\n"
+              "print(tuple(result.probabilities.shape), seg.runner.description)\n")
+    env = dict(os.environ, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).resolve().parents[1], timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("(90, 110) cpu")
+    warnings = [line for line in done.stderr.splitlines() if "numba cannot cache" in line]
+    assert len(warnings) == 1 and "NUMBA_CACHE_DIR" in warnings[0]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU errors")
