@@ -79,6 +79,43 @@ def test_regions_have_boxes_areas_and_mean_probability():
     assert (frame == 100).all()  # the input frame is left alone
 
 
+def _whole_frame_analysis(labels, probabilities):
+    """Regions and contours found over the whole frame (analyze works inside the mask's box)."""
+    regions, contours = [], []
+    for label in np.unique(labels[labels > 0]):
+        component = (labels == label).astype(np.uint8)
+        count, ids, stats, _ = cv2.connectedComponentsWithStats(component, connectivity=8)
+        sums = np.bincount(ids.ravel(), weights=probabilities.ravel(), minlength=count)
+        for i in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            regions.append(((x, y, x + w, y + h), area, float(sums[i] / area), int(label)))
+        found, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours += [(int(label), c.tobytes()) for c in found]
+    return sorted(regions), sorted(contours)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_regions_and_contours_equal_a_whole_frame_analysis(seed):
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(20, 200, size=2)
+    labels = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 6)):  # blobs of 1..3 classes, some cut by the frame's edge
+        cy, cx = rng.integers(-5, h + 5), rng.integers(-5, w + 5)
+        ry, rx = rng.integers(1, 25, size=2)
+        yy, xx = np.ogrid[:h, :w]
+        labels[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = rng.integers(1, 4)
+    probabilities = rng.random((h, w), dtype=np.float32)
+    layer = analyze(labels, probabilities)
+    regions = sorted((r.box, r.area, r.score, r.label) for r in layer.regions)
+    contours = sorted((label, c.tobytes()) for label, c in layer.contours)
+    assert (regions, contours) == _whole_frame_analysis(labels, probabilities)
+    if labels.any():
+        ys, xs = np.nonzero(labels)
+        assert layer.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    else:
+        assert layer.box is None and not layer.regions
+
+
 # -- sources --------------------------------------------------------------------------------
 
 def test_file_source_is_played_at_its_frame_rate_and_every_frame_is_shown(tiny, tmp_path):
