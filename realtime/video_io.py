@@ -63,8 +63,16 @@ class VideoWriter:
             ticks = self._last + 1
         self._last = ticks
         image = self._pad(image)
-        fmt = "gray" if image.ndim == 2 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        if image.ndim == 3 and self.stream.pix_fmt == "yuv420p":
+            # OpenCV's conversion beats the encoder's own (libswscale, one thread): the frame
+            # is ready in 2.7 instead of 7.8 ms at 720p, 8.3 instead of 15.3 at 1080p. Same
+            # BT.601 limited-range levels; luma within 1, chroma within 2 except where colour
+            # changes inside a 2x2 block (the two filter chroma differently there).
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420),
+                                               format="yuv420p")
+        else:
+            fmt = "gray" if image.ndim == 2 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         frame.pts, frame.time_base = ticks, self.time_base
         for packet in self.stream.encode(frame):
             self.container.mux(packet)

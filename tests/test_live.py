@@ -116,6 +116,29 @@ def test_regions_and_contours_equal_a_whole_frame_analysis(seed):
         assert layer.box is None and not layer.regions
 
 
+def test_recordings_keep_the_overlays_colours(tmp_path):
+    """The H.264 writer converts RGB to YUV itself (OpenCV, BT.601 limited range): decoded by
+    FFmpeg, flat colours come back within the codec's rounding."""
+    from realtime.video_io import VideoWriter
+
+    colours = [(255, 255, 255), (0, 0, 0), (128, 128, 128), (230, 60, 40), (40, 230, 90),
+               (60, 80, 220), (240, 170, 150), (120, 40, 60)]
+    frame = np.zeros((96, 128, 3), np.uint8)
+    for i, colour in enumerate(colours):  # 32 x 48 patches: flat inside every 2x2 block
+        frame[(i // 4) * 48:(i // 4 + 1) * 48, (i % 4) * 32:(i % 4 + 1) * 32] = colour
+    path = tmp_path / "colours.mp4"
+    with VideoWriter(path, 128, 96, fragmented=True) as writer:
+        for i in range(3):
+            writer.write(frame, seconds=i / 30)
+    decoded = [f.to_ndarray(format="rgb24") for f in decoded_frames(path)]
+    assert len(decoded) == 3
+    for image in decoded:
+        for i, colour in enumerate(colours):  # patch centres, away from the codec's edges
+            y, x = (i // 4) * 48 + 24, (i % 4) * 32 + 16
+            patch = image[y - 8:y + 8, x - 8:x + 8].reshape(-1, 3).astype(int)
+            assert np.abs(patch.mean(axis=0) - colour).max() < 4, (colour, patch.mean(axis=0))
+
+
 # -- sources --------------------------------------------------------------------------------
 
 def test_file_source_is_played_at_its_frame_rate_and_every_frame_is_shown(tiny, tmp_path):
