@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - numba is a hard dependency; this keeps
     numba = None
 
 
-def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PyTorch's align_corners=False source indices and weights along one axis."""
     scale = in_size / out_size
     src = (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
@@ -150,8 +150,8 @@ def msu_numba(a: torch.Tensor, b: torch.Tensor, scale3: torch.Tensor, shift3: to
     else:
         np_a, np_b = a.contiguous().numpy(), b.contiguous().numpy()
     params = [t.detach().to(acc).contiguous().numpy() for t in (scale3, shift3, scale5, shift5)]
-    yi0, yi1, yl = _bilinear_axis(a.shape[2], b.shape[2])
-    xi0, xi1, xl = _bilinear_axis(a.shape[3], b.shape[3])
+    yi0, yi1, yl = bilinear_axis(a.shape[2], b.shape[2])
+    xi0, xi1, xl = bilinear_axis(a.shape[3], b.shape[3])
     out = np.empty(np_b.shape, dtype=np_b.dtype)
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     kernel = _msu_nhwc if nhwc else _msu_nchw

@@ -87,12 +87,17 @@ def to_batch(frames, device: torch.device,
 
 
 @functools.lru_cache(maxsize=8)
-def _statistics(norm: Normalization, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std as 1 x 3 x 1 x 1 tensors on the device, made once (not per frame: on a GPU
-    each new small tensor is a synchronous host-to-device copy)."""
-    mean = torch.tensor(norm.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(norm.std, device=device).view(1, 3, 1, 1)
-    return mean, std
+def _affine(norm: Normalization) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The normalization of 0..255 values as value * scale + offset, per channel."""
+    scale = tuple(norm.max_value / 255.0 / s for s in norm.std)
+    return scale, tuple(-m / s for m, s in zip(norm.mean, norm.std))
+
+
+@functools.lru_cache(maxsize=8)
+def _affine_on(norm: Normalization, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and offset as 1 x 3 x 1 x 1 tensors on the device, made once (not per frame: on
+    a GPU each new small tensor is a synchronous host-to-device copy)."""
+    return tuple(torch.tensor(v, device=device).view(1, 3, 1, 1) for v in _affine(norm))
 
 
 def torch_resize_normalize(batch: torch.Tensor, size: int, norm: Normalization) -> torch.Tensor:
@@ -103,15 +108,8 @@ def torch_resize_normalize(batch: torch.Tensor, size: int, norm: Normalization) 
         shrinking = x.shape[-2] > size or x.shape[-1] > size
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=shrinking)
-    mean, std = _statistics(norm, x.device)
-    return (x * (norm.max_value / 255.0) - mean) / std
-
-
-@functools.lru_cache(maxsize=8)
-def _affine(norm: Normalization) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The normalization of 0..255 values as value * scale + offset, per channel."""
-    scale = tuple(norm.max_value / 255.0 / s for s in norm.std)
-    return scale, tuple(-m / s for m, s in zip(norm.mean, norm.std))
+    scale, offset = _affine_on(norm, x.device)
+    return torch.addcmul(offset, x, scale)
 
 
 def network_input(batch: torch.Tensor, size: int, norm: Normalization,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from numba import prange
 
+from kernels.numba_cpu import bilinear_axis
 from kernels.numba_jit import cached_njit
 
 # numba's fallback thread pool (used where neither OpenMP nor TBB loads) aborts the process
@@ -43,10 +44,8 @@ def filter_taps(in_size: int, out_size: int, antialias: bool) -> tuple[np.ndarra
         weights /= weights.sum(axis=1, keepdims=True)
         indices = np.minimum(first[:, None] + tap[None], in_size - 1)
     else:
-        source = np.maximum((np.arange(out_size) + 0.5) * scale - 0.5, 0.0)
-        left = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
-        fraction = source - left
-        indices = np.stack([left, np.minimum(left + 1, in_size - 1)], axis=1)
+        left, right, fraction = bilinear_axis(in_size, out_size)
+        indices = np.stack([left, right], axis=1)
         weights = np.stack([1.0 - fraction, fraction], axis=1)
     return indices.astype(np.int32), weights.astype(np.float32)
 
