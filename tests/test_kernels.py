@@ -44,7 +44,7 @@ def _triton_fault() -> str | None:
 
 
 TRITON_FAULT = _triton_fault()
-TRITON_RUNS = TRITON_FAULT is None
+needs_triton = pytest.mark.skipif(TRITON_FAULT is not None, reason=TRITON_FAULT or "")
 
 # (a shape, b spatial size)
 SHAPES = [
@@ -105,7 +105,7 @@ def test_numba(a_shape, size, dtype):
     _check(kernels.msu_numba(a, b, *params), a, b, params, dtype)
 
 
-@pytest.mark.skipif(not TRITON_RUNS, reason=TRITON_FAULT or "")
+@needs_triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("a_shape, size", SHAPES + REAL[:1])
 def test_triton(a_shape, size, dtype):
@@ -113,14 +113,14 @@ def test_triton(a_shape, size, dtype):
     _check(kernels.msu_triton(a, b, *params), a, b, params, dtype)
 
 
-@pytest.mark.skipif(not TRITON_RUNS, reason=TRITON_FAULT or "")
+@needs_triton
 @pytest.mark.parametrize("a_shape, size", REAL[1:])
 def test_triton_real_sizes_float32(a_shape, size):
     (a, b), params = _inputs(a_shape, size, torch.float32, DEVICE)
     _check(kernels.msu_triton(a, b, *params), a, b, params, torch.float32)
 
 
-@pytest.mark.skipif(not TRITON_RUNS, reason=TRITON_FAULT or "")
+@needs_triton
 def test_triton_gpu_block_size_masks_partial_blocks():
     (a, b), params = _inputs((2, 5, 7, 9), (13, 17), torch.float32, DEVICE)  # 221 px: 2 blocks
     _check(kernels.msu_triton(a, b, *params, block=128), a, b, params, torch.float32)
