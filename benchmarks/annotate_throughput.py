@@ -18,13 +18,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import m2snet  # noqa: E402
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from realtime.annotate import AnnotateOptions, InputSpec, annotate_one  # noqa: E402
-from realtime.bench import procedure_video  # noqa: E402
-from realtime.segmenter import Segmenter  # noqa: E402
+import m2snet
+from realtime.bench.environment import cpu_name, write_result
+from realtime.pipeline.offline import AnnotateOptions, InputSpec, annotate_one
+from realtime.bench import procedure_video
+from realtime.engine.segmenter import Segmenter
 
 
 def main() -> None:
@@ -52,14 +50,14 @@ def main() -> None:
             summary = annotate_one(InputSpec(str(video), name, "video"), segmenter,
                                    Path(tmp) / "out", AnnotateOptions(batch=args.batch, progress=False))
             t = summary["timings"]
-            row = {"model": name, "backend": segmenter.runner.description,
+            row = {"model": name, "backend": segmenter.info.runner,
                    "input_size": segmenter.size, "frames": summary["frames"],
                    "size": f"{width}x{args.height}", "batch": args.batch, **t}
             rows.append(row)
             print(f"{name}: {t['fps']:.2f} frames/s; busy seconds: decode {t['decode_s']:.1f}, "
                   f"infer {t['infer_s']:.1f}, write (overlay + H.264 + FFV1) {t['write_s']:.1f}, "
                   f"wall {t['wall_s']:.1f}", flush=True)
-    write_json(args.json, {
+    write_result(args.json, {
         "benchmark": "annotate_throughput", "date": time.strftime("%Y-%m-%d"),
         "machine": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "command": "python " + " ".join(sys.argv), "rows": rows})

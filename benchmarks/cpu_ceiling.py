@@ -25,14 +25,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import m2snet  # noqa: E402
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from m2snet.calibration import calibrate  # noqa: E402
-from model_cost import count_flops  # noqa: E402
-from realtime.backends import openvino_module  # noqa: E402
-from realtime.fold import fold_batchnorm  # noqa: E402
+import m2snet
+from realtime.bench.environment import cpu_name, write_result
+from m2snet.calibration import calibrate
+from model_cost import count_flops
+from realtime.engine.backends.openvino import openvino_module
+from realtime.engine.fold import fold_batchnorm
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -158,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
           f"other operators {sum(ov['other_ms_by_type'].values()):.0f} ms")
     print(f"floor (every convolution at the best rate): {r['floor']['ms']:.0f} ms = "
           f"{r['floor']['speedup_vs_authors']:.2f}x over the authors")
-    write_json(args.json, r)
+    write_result(args.json, r)
     return 0
 
 

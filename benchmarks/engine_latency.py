@@ -23,13 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-import m2snet  # noqa: E402
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from m2snet.calibration import calibrate  # noqa: E402
-from realtime.segmenter import Segmenter  # noqa: E402
+import m2snet
+from realtime.bench.environment import cpu_name, write_result
+from m2snet.calibration import calibrate
+from realtime.engine.segmenter import Segmenter
 
 
 def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -118,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<14} {r['median_ms']:>10.1f} {r['fps']:>6.2f} {r['speedup_vs_authors']:>8.2f}x "
               f"{r['start_s']:>8.1f} {r.get('max_prob_diff', 0.0):>9.2e} "
               f"{r.get('dice_vs_authors', 1.0):>6.3f}")
-    write_json(args.json, result)
+    write_result(args.json, result)
     return 0
 
 

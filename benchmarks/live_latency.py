@@ -18,14 +18,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from realtime.bench import procedure_video  # noqa: E402
-from realtime.live import LiveOptions, LivePipeline  # noqa: E402
-from realtime.segmenter import Segmenter  # noqa: E402
-from realtime.sinks import NullSink, RecordSink  # noqa: E402
-from realtime.sources import open_source  # noqa: E402
+from realtime.bench.environment import cpu_name, write_result
+from realtime.bench import procedure_video
+from realtime.pipeline.live import LiveOptions, LivePipeline
+from realtime.engine.segmenter import Segmenter
+from realtime.io.sinks import NullSink, RecordSink
+from realtime.io.sources import open_source
 
 
 def main() -> None:
@@ -60,10 +58,10 @@ def main() -> None:
                       f"fps, latency p50 {s['latency_ms']['p50']:.1f} p99 "
                       f"{s['latency_ms']['p99']:.1f} ms, mask age p50 {s['mask_age_ms']['p50']:.0f}"
                       f" ms, not shown {s['frames_not_displayed']}", flush=True)
-    write_json(args.json, {
+    write_result(args.json, {
         "benchmark": "live_latency", "date": time.strftime("%Y-%m-%d"),
         "machine": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "backend": segmenter.runner.description, "weights": segmenter.weights.name,
+        "backend": segmenter.info.runner, "weights": segmenter.weights.name,
         "command": "python " + " ".join(sys.argv), "rows": rows})
 
 

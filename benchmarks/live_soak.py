@@ -18,15 +18,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from helpers.videos import write_video  # noqa: E402
-from realtime.live import LiveOptions, LivePipeline  # noqa: E402
-from realtime.segmenter import Segmenter  # noqa: E402
-from realtime.sinks import NullSink  # noqa: E402
-from realtime.sources import SourceOptions, open_source  # noqa: E402
+from realtime.bench.environment import cpu_name, write_result
+from realtime.bench import procedure_video
+from realtime.pipeline.live import LiveOptions, LivePipeline
+from realtime.engine.segmenter import Segmenter
+from realtime.io.sinks import NullSink
+from realtime.io.sources import SourceOptions, open_source
 
 
 def rss_mb() -> float:
@@ -55,7 +52,7 @@ def main() -> None:
     segmenter = Segmenter(backend="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "loop.mp4"
-        write_video(video, [i / 30 for i in range(300)], width, height, phantom=True)
+        procedure_video(video, 30, 10.0, width, height)
         source = open_source(str(video), SourceOptions(loop=True))
         sampler = Sampler(every=5.0)
 
@@ -72,7 +69,7 @@ def main() -> None:
     print(f"{summary['frames_captured']} frames in {summary['seconds']:.0f} s; resident memory "
           f"{settled[0][2]:.0f} MB after warm-up -> {settled[-1][2]:.0f} MB at the end "
           f"({growth:+.1f} MB), max {max(s[2] for s in samples):.0f} MB")
-    write_json(args.json, {
+    write_result(args.json, {
         "benchmark": "live_soak", "date": time.strftime("%Y-%m-%d"), "machine": cpu_name(),
         "torch": torch.__version__, "command": "python " + " ".join(sys.argv),
         "frames_captured": summary["frames_captured"],

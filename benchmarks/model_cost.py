@@ -20,9 +20,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import m2snet  # noqa: E402
-from benchmarks_common import cpu_name, write_json  # noqa: E402
+import m2snet
+from realtime.bench.environment import cpu_name, write_result
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for impl, r in result["results"].items():
         print(f"{impl:<10} {r['gflops']:>8.1f} {r['median_ms']:>10.1f} {r['fps']:>7.1f} "
               f"{r[f'speedup_vs_{base}']:>8.2f}x")
-    write_json(args.json, result)
+    write_result(args.json, result)
     return 0
 
 

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import kernels  # noqa: E402
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from m2snet.blocks import FixedOnesConvBN, SubtractionUnit, folded_affine  # noqa: E402
+import kernels
+from realtime.bench.environment import cpu_name, write_result
+from m2snet.blocks import FixedOnesConvBN, SubtractionUnit, folded_affine
 
 # (name, a's side, b's side) at a 352 x 352 input; C = 64 for all of them.
 SIZES = [("x5-x4 /32->/16", 11, 22), ("x4-x3 /16->/8", 22, 44),
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(args)
-    write_json(args.json, result)
+    write_result(args.json, result)
     return 0
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks_common import write_json  # noqa: E402
-from m2snet.phantom import phantom_image  # noqa: E402
-from realtime.segmenter import DEMO_WEIGHTS, Segmenter  # noqa: E402
+from realtime.bench.environment import write_result
+from m2snet.phantom import phantom_image
+from realtime.engine.segmenter import DEMO_WEIGHTS, Segmenter
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['weights']}: mean Dice {result['mean_dice']:.3f} over {args.n} unseen "
           f"phantom frames ({result['frames_with_polyps']} with polyps: "
           f"{result['mean_dice_frames_with_polyps'] or 0:.3f})")
-    write_json(args.json, result)
+    write_result(args.json, result)
     return 0
 
 

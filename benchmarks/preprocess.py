@@ -22,11 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks_common import cpu_name, write_json  # noqa: E402
-from m2snet.checkpoint import IMAGENET  # noqa: E402
-from realtime.frames import network_input, torch_resize_normalize  # noqa: E402
+from realtime.bench.environment import cpu_name, write_result
+from m2snet.checkpoint import IMAGENET
+from m2snet.preprocess import resize_normalize, torch_resize_normalize
 
 FRAMES = {"480p": (480, 640), "720p": (720, 1280), "1080p": (1080, 1920), "4K": (2160, 3840)}
 
@@ -68,7 +66,7 @@ def run(args: argparse.Namespace) -> dict:
     paths = {
         "torch": lambda f: torch_resize_normalize(f, args.size, IMAGENET).contiguous(
             memory_format=torch.channels_last),
-        "resample": lambda f: network_input(f, args.size, IMAGENET, torch.float32),
+        "resample": lambda f: resize_normalize(f, args.size, IMAGENET, torch.float32),
     }
     rows = []
     for name, (height, width) in args.sizes:
@@ -118,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['frame']:>10}: torch {ms['torch']:6.2f}  resample {ms['resample']:6.2f}  "
               f"= {row['speedup']:4.1f}x   error torch {err['torch']:.1e}, "
               f"resample {err['resample']:.1e}")
-    write_json(args.json, result)
+    write_result(args.json, result)
     return 0
 
 

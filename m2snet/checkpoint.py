@@ -18,18 +18,19 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from m2snet.errors import M2SNetError
+from m2snet.files import atomic_path
 
 FORMAT = "m2snet-rt/1"
 MAX_LISTED = 6
 
 
-class CheckpointError(ValueError):
+class CheckpointError(M2SNetError, ValueError):
     """A weights file that cannot be used; the message is one line naming file and problem."""
 
 
@@ -225,16 +226,6 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, input_si
         "state_dict": {k: _stored(k, v, half) for k, v in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared checkpoints unreadable
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -2,18 +2,19 @@
 synthetic colonoscopy data.
 
 Exit codes: 0 success, 1 the run failed (one line on stderr; ``--debug`` adds the
-traceback), 2 usage error.
+traceback), 2 usage error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
 import m2snet
 from m2snet.checkpoint import AUTHORS_TRAINING, IMAGENET, describe
+from m2snet.errors import run_reporting_errors
+from m2snet.files import write_json
 
 NORMALIZATIONS = {"imagenet": IMAGENET, "authors-training": AUTHORS_TRAINING}
 
@@ -67,9 +68,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-    import os
-
     from m2snet import evaluate
     from m2snet.data import find_samples, read_target
     class_values = [int(v) for v in args.class_values.split(",")] if args.class_values else None
@@ -97,18 +95,22 @@ def _eval(args: argparse.Namespace) -> int:
     result = {**source, **result}
     print(evaluate.markdown(result))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(f".{out.name}.partial")
-        partial.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(partial, out)
-        print(f"metrics: {out}")
+        write_json(args.out, result)
+        print(f"metrics: {args.out}")
     return 0
+
+
+def _prog(module_form: str) -> str:
+    """How the user called us: the installed console command or ``python -m``."""
+    import os
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and not name.endswith((".py", "__main__.py")) and name != "-c" \
+        else module_form
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m m2snet",
+        prog=_prog("python -m m2snet"),
         description="M2SNet/MSNet model package: inspect and convert weights files, train, "
                     "make synthetic colonoscopy data.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
@@ -174,20 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after N epochs in this invocation (resume later)")
     p.set_defaults(run=_train)
     return parser
-
-
-def run_reporting_errors(args: argparse.Namespace) -> int:
-    """Run ``args.run``; a failure prints one line (the traceback only with --debug) and
-    returns 1, Ctrl-C returns 1 quietly. Shared by both packages' command lines."""
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        return 1
-    except Exception as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {err}".splitlines()[0], file=sys.stderr)
-        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

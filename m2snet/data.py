@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from m2snet.errors import M2SNetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
-class LayoutError(ValueError):
+class LayoutError(M2SNetError, ValueError):
     """A data folder whose layout is not recognized; says what was expected."""
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from m2snet.errors import M2SNetError
 
 KEYS = ("mDice", "mIoU", "maxDice", "maxIoU", "wFm", "Sm", "meanEm", "maxEm", "MAE")
 SECONDARY = ("softDice", "IoU@0.5", "Sen", "Spe")
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
-class EvaluationError(ValueError):
+class EvaluationError(M2SNetError, ValueError):
     """Folders that cannot be evaluated; the message says what is wrong."""
 
 
@@ -207,24 +208,21 @@ def evaluate_pairs(pairs: list[Pair], predict=None, class_values: list[int] | No
 
 
 def model_predictor(weights: Path, device: str = "cpu"):
-    """``predict(image_path, (h, w))``: the model's probabilities at the mask's size."""
+    """``predict(image_path, (h, w))``: the model's probabilities at the mask's size, from the
+    input the runtime would give it (``m2snet.preprocess``: the same resize and normalization)."""
     import torch
     import torch.nn.functional as F
 
     import m2snet
+    from m2snet.preprocess import resize_normalize
     model, ckpt = m2snet.load_model(weights)
     model = model.to(device).eval()
-    norm = ckpt.normalization
-    mean = torch.tensor(norm.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(norm.std, device=device).view(1, 3, 1, 1)
-    size = ckpt.input_size
 
     @torch.inference_mode()
     def predict(path: Path, shape: tuple[int, int]) -> np.ndarray:
         from m2snet.data import read_rgb
-        image = cv2.resize(read_rgb(path), (size, size), interpolation=cv2.INTER_LINEAR)
-        x = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float()
-        x = (x * (norm.max_value / 255.0) - mean) / std
+        frame = torch.from_numpy(read_rgb(path)).to(device)[None]
+        x = resize_normalize(frame, ckpt.input_size, ckpt.normalization, channels_last=False)
         logits = model(x)
         logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
         return torch.sigmoid(logits)[0, 0].cpu().numpy()

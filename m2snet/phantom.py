@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from m2snet.files import write_bytes
+
 WORLD_SCALE = 1.8  # world side / view side: room for the camera to wander
 
 
@@ -291,6 +293,4 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", array)
     if not ok:
         raise OSError(f"could not encode {path}")
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data.tobytes())
-    partial.replace(path)
+    write_bytes(path, data.tobytes())

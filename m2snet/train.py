@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,9 @@ from m2snet import distributed
 from m2snet.checkpoint import IMAGENET, save_checkpoint
 from m2snet.data import SegmentationFolder
 from m2snet.losses import build_lossnet, multiclass_loss, structure_loss
+from m2snet.errors import M2SNetError
+from m2snet.files import atomic_path, write_text
+from m2snet.preprocess import normalize
 
 log = logging.getLogger("m2snet.train")
 
@@ -70,7 +72,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(M2SNetError, ValueError):
     """An unknown key or a value of the wrong type in a training config."""
 
 
@@ -128,10 +130,7 @@ def learning_rate(config: TrainConfig, epoch: float) -> float:
 
 
 def _normalize(images: torch.Tensor) -> torch.Tensor:
-    x = images.float() / 255.0
-    mean = torch.tensor(IMAGENET.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET.std, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalize(images, IMAGENET)  # what the checkpoint will say it was trained with
 
 
 @torch.no_grad()
@@ -162,9 +161,8 @@ STATE = "state.pt"  # optimizer, scaler, RNG states and history: what --resume n
 
 
 def _save_state(out: Path, **state) -> None:
-    partial = out / f".{STATE}.partial"
-    torch.save(state, partial)
-    os.replace(partial, out / STATE)
+    with atomic_path(out / STATE) as partial:
+        torch.save(state, partial)
 
 
 def _rng_state() -> dict:
@@ -214,28 +212,63 @@ def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = 
 
 def _train(config: TrainConfig, out: Path, progress: bool, resume: bool,
            stop_after: int | None, ctx: distributed.Context) -> dict:
-    from tqdm import tqdm
-
     random.seed(config.seed)  # the same on every process: one multi-scale size per step
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    device = ctx.device
     state = _resume_state(config, out) if resume else None
+    _prepare_run_folder(config, out, resume, ctx)
+    run = _Run.build(config, ctx, state)
+    start, best, history, first = time.monotonic(), -1.0, [], 0
+    if state is not None:
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scaler.load_state_dict(state["scaler"])
+        best, history, first = state["best"], state["history"], state["epoch"]
+        _set_rng_state(state["rng"])
+        if ctx.main:
+            log.info("resuming %s after epoch %d of %d", out, first, config.epochs)
+    deadline = start + config.max_minutes * 60 if config.max_minutes > 0 else None
+    last = config.epochs if stop_after is None else min(config.epochs, first + stop_after)
+    for epoch in range(first, last):
+        losses, lr, stopped = run.epoch(epoch, deadline, progress)
+        if config.bn_recalibrate > 0 and (stopped or epoch + 1 == config.epochs):
+            recalibrate_batchnorm(run.net, config, ctx.device, run.layout, ctx.world)
+        record = {"epoch": epoch + 1, "lr": lr,
+                  "loss": distributed.mean(ctx, float(np.mean(losses))),
+                  "minutes": (time.monotonic() - start) / 60}
+        if run.val_loader is not None:
+            record["val_dice"] = validate(run.net, run.val_loader, ctx.device)
+        history.append(record)
+        if ctx.main:
+            best = _end_of_epoch(config, out, record, best, history, run.net, run.optimizer,
+                                 run.scaler)
+        distributed.barrier(ctx)
+        if stopped:
+            if ctx.main:
+                log.info("stopping: max_minutes=%g reached", config.max_minutes)
+            break
+    if ctx.active:
+        # parameters only: BatchNorm statistics are per process (DDP broadcasts process 0's
+        # at each forward; process 0's are the ones saved)
+        digest = sum(float(p.detach().double().sum()) for p in run.net.parameters())
+        log.info("process %d of %d: parameter checksum %.12e", ctx.rank, ctx.world, digest)
+    return {"history": history, "best": best, "out": str(out)}
+
+
+def _prepare_run_folder(config: TrainConfig, out: Path, resume: bool,
+                        ctx: distributed.Context) -> None:
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config),
-                                                        sort_keys=False))
+        write_text(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(config),
+                                                       sort_keys=False))
         if not resume:
             (out / "metrics.jsonl").unlink(missing_ok=True)
     if config.batch_size % ctx.world:
         raise ConfigError(f"batch_size {config.batch_size} does not split over {ctx.world} "
                           f"processes")
 
-    net = m2snet.create_model(config.arch, config.backbone, config.num_classes,
-                              width=config.width,
-                              pretrained_backbone=config.pretrained_backbone).to(device)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = net.to(memory_format=layout)
+
+def _loaders(config: TrainConfig, ctx: distributed.Context):
+    """(training set, its sampler or None, its loader, the validation loader or None)."""
     train_set = SegmentationFolder(config.data.train, config.input_size, augment=True)
     sampler = DistributedSampler(train_set, ctx.world, ctx.rank, shuffle=True, seed=config.seed,
                                  drop_last=True) if ctx.active else None
@@ -253,108 +286,117 @@ def _train(config: TrainConfig, out: Path, progress: bool, resume: bool,
         raise ConfigError(f"data.train ({train_set.samples.layout} layout) has "
                           f"{train_set.num_classes} class(es) but num_classes="
                           f"{config.num_classes}")
-    multiclass = config.num_classes > 1
-    if multiclass and config.lossnet != "off":
-        log.info("lossnet=%s ignored: LossNet compares binary masks", config.lossnet)
-    lossnet = None if multiclass else build_lossnet(config.lossnet)
-    lossnet = lossnet.to(device) if lossnet is not None else None
+    return train_set, sampler, loader, val_loader
 
-    if state is not None:
-        net.load_state_dict(state["model"])
-    model = net
-    if ctx.active:
-        if device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                        else None)
-        net = model.module
+
+def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                    nesterov=True, weight_decay=config.weight_decay)
-    elif config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                      weight_decay=config.weight_decay)
-    else:
-        raise ConfigError(f"optimizer {config.optimizer!r} is not sgd or adamw")
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    if ctx.main:
-        log.info("training %s on %d images (%s%s), %d epochs", m2snet.checkpoint.describe(net),
-                 len(train_set), device, f", {ctx.world} processes" if ctx.active else "",
-                 config.epochs)
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               nesterov=True, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    raise ConfigError(f"optimizer {config.optimizer!r} is not sgd or adamw")
 
-    start, best, history, first = time.monotonic(), -1.0, [], 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        best, history, first = state["best"], state["history"], state["epoch"]
-        _set_rng_state(state["rng"])
+
+@dataclasses.dataclass
+class _Run:
+    """Everything one training run steps: the network (``model`` is its DDP wrapper when
+    distributed), data, loss, optimizer and gradient scaler."""
+    config: TrainConfig
+    ctx: distributed.Context
+    net: torch.nn.Module
+    model: torch.nn.Module
+    layout: torch.memory_format
+    sampler: object
+    loader: DataLoader
+    val_loader: DataLoader | None
+    lossnet: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def build(cls, config: TrainConfig, ctx: distributed.Context, state: dict | None) -> "_Run":
+        device = ctx.device
+        net = m2snet.create_model(config.arch, config.backbone, config.num_classes,
+                                  width=config.width,
+                                  pretrained_backbone=config.pretrained_backbone).to(device)
+        layout = torch.channels_last if config.channels_last else torch.contiguous_format
+        net = net.to(memory_format=layout)
+        train_set, sampler, loader, val_loader = _loaders(config, ctx)
+        if config.num_classes > 1 and config.lossnet != "off":
+            log.info("lossnet=%s ignored: LossNet compares binary masks", config.lossnet)
+        lossnet = None if config.num_classes > 1 else build_lossnet(config.lossnet)
+        lossnet = lossnet.to(device) if lossnet is not None else None
+        if state is not None:
+            net.load_state_dict(state["model"])
+        model = net
+        if ctx.active:
+            if device.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = DistributedDataParallel(model, device_ids=[device.index]
+                                            if device.type == "cuda" else None)
+            net = model.module
+        optimizer = _optimizer(config, model)
+        scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
         if ctx.main:
-            log.info("resuming %s after epoch %d of %d", out, first, config.epochs)
-    deadline = start + config.max_minutes * 60 if config.max_minutes > 0 else None
-    last = config.epochs if stop_after is None else min(config.epochs, first + stop_after)
-    for epoch in range(first, last):
-        lr = learning_rate(config, epoch)
-        for group in optimizer.param_groups:
+            log.info("training %s on %d images (%s%s), %d epochs",
+                     m2snet.checkpoint.describe(net), len(train_set), device,
+                     f", {ctx.world} processes" if ctx.active else "", config.epochs)
+        return cls(config, ctx, net, model, layout, sampler, loader, val_loader, lossnet,
+                   optimizer, scaler)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        model.train()
+
+    def epoch(self, epoch: int, deadline: float | None, progress: bool
+              ) -> tuple[list[float], float, bool]:
+        """One pass over the data: (losses, last learning rate, stopped by the deadline)."""
+        from tqdm import tqdm
+        config = self.config
+        lr = learning_rate(config, epoch)
+        self.set_lr(lr)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        self.model.train()
         losses = []
-        stopped = False
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress or not ctx.main, leave=False)
+        bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress or not self.ctx.main, leave=False)
         for step, (images, masks) in enumerate(bar):
             if config.schedule == "cosine":
-                lr = learning_rate(config, epoch + step / len(loader))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            size = random.choice(config.scales)
-            x = F.interpolate(_normalize(images.to(device)), size=(size, size),
-                              mode="bilinear", align_corners=False).contiguous(memory_format=layout)
-            if multiclass:
-                y = F.interpolate(masks.to(device).float(), size=(size, size),
-                                  mode="nearest")[:, 0].long()
-            else:
-                y = (F.interpolate(masks.to(device), size=(size, size), mode="bilinear",
-                                   align_corners=False) > 0.5).float()
-            with torch.autocast(device.type, enabled=amp):
-                logits = model(x)
-                loss = multiclass_loss(logits.float(), y) if multiclass else \
-                    structure_loss(logits.float(), y)
-                if lossnet is not None:
-                    loss = loss + config.lossnet_weight * lossnet(torch.sigmoid(logits.float()), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(loss.item())
+                lr = learning_rate(config, epoch + step / len(self.loader))
+                self.set_lr(lr)
+            losses.append(self.step(images, masks, random.choice(config.scales)))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}", lr=f"{lr:.4f}")
             # every process must leave the epoch at the same step (collectives would hang)
-            if deadline and distributed.any_true(ctx, time.monotonic() > deadline):
-                stopped = True
-                break
-        if config.bn_recalibrate > 0 and (stopped or epoch + 1 == config.epochs):
-            recalibrate_batchnorm(net, config, device, layout, ctx.world)
-        record = {"epoch": epoch + 1, "lr": lr,
-                  "loss": distributed.mean(ctx, float(np.mean(losses))),
-                  "minutes": (time.monotonic() - start) / 60}
-        if val_loader is not None:
-            record["val_dice"] = validate(net, val_loader, device)
-        history.append(record)
-        if ctx.main:
-            best = _end_of_epoch(config, out, record, best, history, net, optimizer, scaler)
-        distributed.barrier(ctx)
-        if stopped:
-            if ctx.main:
-                log.info("stopping: max_minutes=%g reached", config.max_minutes)
-            break
-    if ctx.active:
-        # parameters only: BatchNorm statistics are per process (DDP broadcasts process 0's
-        # at each forward; process 0's are the ones saved)
-        digest = sum(float(p.detach().double().sum()) for p in net.parameters())
-        log.info("process %d of %d: parameter checksum %.12e", ctx.rank, ctx.world, digest)
-    return {"history": history, "best": best, "out": str(out)}
+            if deadline and distributed.any_true(self.ctx, time.monotonic() > deadline):
+                return losses, lr, True
+        return losses, lr, False
+
+    def step(self, images: torch.Tensor, masks: torch.Tensor, size: int) -> float:
+        """One optimizer step on a batch resized to ``size``; returns the loss."""
+        device, multiclass = self.ctx.device, self.config.num_classes > 1
+        x = F.interpolate(_normalize(images.to(device)), size=(size, size),
+                          mode="bilinear", align_corners=False).contiguous(memory_format=self.layout)
+        if multiclass:
+            y = F.interpolate(masks.to(device).float(), size=(size, size),
+                              mode="nearest")[:, 0].long()
+        else:
+            y = (F.interpolate(masks.to(device), size=(size, size), mode="bilinear",
+                               align_corners=False) > 0.5).float()
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            logits = self.model(x)
+            loss = multiclass_loss(logits.float(), y) if multiclass else \
+                structure_loss(logits.float(), y)
+            if self.lossnet is not None:
+                loss = loss + self.config.lossnet_weight * self.lossnet(
+                    torch.sigmoid(logits.float()), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item()
 
 
 @torch.no_grad()

@@ -1,10 +1,32 @@
-"""Real-time runtime: sources, buffering, the Segmenter, overlays and sinks.
+"""Real-time polyp segmentation in video with M2SNet.
 
-Nothing here trains; the model comes from the ``m2snet`` package.
+    import realtime
+    seg = realtime.Segmenter("m2snet_polyp.pt")           # frames in, masks out
+    for result in realtime.stream("procedure.mp4"):        # one result per frame
+        print(result.index, result.time, result.regions)
 
-- ``segmenter.Segmenter``: frames in, masks out, on any backend (``backends``).
-- ``live.LivePipeline``: capture -> segment -> overlay -> sinks with bounded latency
-  (``sources``, ``buffers``, ``overlay``, ``sinks``, ``live_stats``).
-- ``annotate.annotate_one``: every frame of a recording, in order, with exact masks.
-- ``bench``: the frames-per-second benchmark; ``app``: the web app.
+Layers: ``engine`` (Segmenter, backends registry), ``io`` (sources, writers, sinks),
+``pipeline`` (one core, live and offline policies), ``cli`` (the command line), ``bench``
+(frames-per-second benchmark), ``app`` (web app). Nothing here trains: the model comes from
+the ``m2snet`` package.
 """
+
+from __future__ import annotations
+
+_EXPORTS = {
+    "Segmenter": "realtime.engine",
+    "SegmenterInfo": "realtime.engine",
+    "open_source": "realtime.io.sources",
+    "FrameResult": "realtime.io.results",
+    "stream": "realtime.pipeline.stream",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # imported on first use: the command line's --help should not wait for torch and FFmpeg
+    if name in _EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'realtime' has no attribute {name!r}")

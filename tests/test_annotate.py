@@ -17,10 +17,10 @@ import pytest
 
 from conftest import ROOT, run_cli
 from helpers.videos import decoded_frames, write_video
-from realtime.annotate import AnnotateOptions, InputSpec, annotate_one, expand_inputs
-from realtime.coco import rle_decode, rle_encode
-from realtime.segmenter import Segmenter
-from realtime.video_io import read_masks
+from realtime.pipeline.offline import AnnotateOptions, InputSpec, annotate_one, expand_inputs
+from realtime.io.coco import rle_decode, rle_encode
+from realtime.engine.segmenter import Segmenter
+from realtime.io.writers import read_masks
 
 VFR_TIMES = [0.0, 0.033, 0.067, 0.2, 0.21, 0.5, 0.533, 0.9, 1.0, 1.034, 1.5, 1.52]
 

@@ -156,7 +156,7 @@ def test_backend_choices_are_those_this_machine_can_run(tmp_path, monkeypatch):
     expected = ["auto", "cpu"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
     assert state.backends()[:len(expected) + 1] == expected + ["compile"]
     assert ("cuda" in state.backends()) == torch.cuda.is_available()
-    monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
+    monkeypatch.setattr("realtime.engine.backends.openvino.openvino_module", lambda: None)
     assert "openvino" not in state.backends()
 
 

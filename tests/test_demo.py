@@ -8,7 +8,7 @@ import sys
 
 from conftest import run_cli
 from helpers.videos import decoded_frames
-from realtime.segmenter import Segmenter
+from realtime.engine.segmenter import Segmenter
 
 
 def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny_weights, tmp_path):

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 import m2snet
 from conftest import calibrate
-from realtime.fold import fold_batchnorm
+from realtime.engine.fold import fold_batchnorm
 
 
 def _batchnorms(model):

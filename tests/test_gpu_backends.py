@@ -20,8 +20,8 @@ import torch
 import m2snet
 from conftest import calibrate
 from m2snet.phantom import phantom_still
-from realtime.backends import tensorrt_module
-from realtime.segmenter import Segmenter
+from realtime.engine.backends.tensorrt import tensorrt_module
+from realtime.engine.segmenter import Segmenter
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")

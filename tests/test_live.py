@@ -21,13 +21,13 @@ import pytest
 
 from conftest import ROOT, run_cli
 from helpers.videos import decoded_frames, write_video
-from realtime.buffers import DropOldestQueue, LatestSlot
-from realtime.live import LiveOptions, LivePipeline
-from realtime.overlay import analyze, draw
-from realtime.segmenter import Segmenter
-from realtime.sinks import MaskSink, NullSink, RecordSink, SinkError, WindowSink
-from realtime.sources import SourceError, SourceOptions, open_source
-from realtime.video_io import read_masks
+from realtime.pipeline.handoff import DropOldestQueue, LatestSlot
+from realtime.pipeline.live import LiveOptions, LivePipeline
+from realtime.io.overlay import analyze, draw
+from realtime.engine.segmenter import Segmenter
+from realtime.io.sinks import MaskSink, NullSink, RecordSink, SinkError, WindowSink
+from realtime.io.sources import SourceError, SourceOptions, open_source
+from realtime.io.writers import read_masks
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_regions_and_contours_equal_a_whole_frame_analysis(seed):
 def test_recordings_keep_the_overlays_colours(tmp_path):
     """The H.264 writer converts RGB to YUV itself (OpenCV, BT.601 limited range): decoded by
     FFmpeg, flat colours come back within the codec's rounding."""
-    from realtime.video_io import VideoWriter
+    from realtime.io.writers import VideoWriter
 
     colours = [(255, 255, 255), (0, 0, 0), (128, 128, 128), (230, 60, 40), (40, 230, 90),
                (60, 80, 220), (240, 170, 150), (120, 40, 60)]
@@ -311,12 +311,12 @@ def test_live_command_names_a_missing_source_before_loading_the_model(tmp_path):
 
 
 def test_live_help_lists_every_backend():
-    from realtime.backends import BACKENDS
+    from realtime.cli.common import backend_names
     done = run_cli("realtime", "live", "--help")
     assert done.returncode == 0
     text = " ".join(done.stdout.split())  # argparse wraps the help text
     described = re.findall(r"--backend BACKEND (.*?) --precision", text)[-1]
-    assert set(re.findall(r"\w+", described)) >= set(BACKENDS), described
+    assert set(re.findall(r"\w+", described)) >= set(backend_names()), described
 
 
 def test_live_command_writes_recording_masks_and_stats(tiny_weights, tmp_path):
@@ -412,21 +412,23 @@ def _rss_mb() -> float:
 def test_a_stream_that_changes_size_keeps_being_recorded(tiny, tmp_path):
     """A camera or reconnected stream may come back at another resolution: the recording
     and the masks keep their first size instead of failing."""
-    from realtime.sources import Source, SourceFrame
+    from fractions import Fraction
+
+    from realtime.io.sources import Source
 
     class Changing(Source):
-        description, fps = "size-changing source", 30.0
+        description, fps, time_base = "size-changing source", 30.0, Fraction(1, 30)
 
         def __init__(self):
             super().__init__()
             self.index = 0
 
-        def read(self):
+        def _next(self):
             if self.index == 20:
                 return None
             self.index += 1
             height, width = (120, 160) if self.index <= 10 else (90, 130)
-            return SourceFrame(np.full((height, width, 3), 90, np.uint8), self.index / 30)
+            return np.full((height, width, 3), 90, np.uint8), self.index, None
 
     record, masks = tmp_path / "rec.mp4", tmp_path / "m.mkv"
     summary = LivePipeline(Changing(), tiny, [RecordSink(record)], LiveOptions(),

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.resample import filter_taps, resize_normalize
+from m2snet.resample import filter_taps, resize_normalize
 
 SIZES = [(480, 640), (1080, 1920), (37, 53), (1, 1), (300, 1000), (1000, 300), (352, 352),
          (353, 351), (2, 700)]
@@ -102,11 +102,11 @@ def test_cpu_engine_input_agrees_with_the_device_path():
     """What the CPU backends feed the network equals what the GPU path (torch operators)
     computes, to torch's own float32 error (under 0.01 of a level, 2e-4 after normalizing)."""
     from m2snet.checkpoint import IMAGENET
-    from realtime.frames import network_input, torch_resize_normalize
+    from m2snet.preprocess import resize_normalize, torch_resize_normalize
 
     frames = _frames(2, 721, 1283, seed=3)
-    ours = network_input(frames, 352, IMAGENET, torch.float32)
+    ours = resize_normalize(frames, 352, IMAGENET, torch.float32)
     device_path = torch_resize_normalize(frames, 352, IMAGENET)
     assert ours.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(ours, device_path, rtol=0, atol=3e-4)
-    assert network_input(frames, 352, IMAGENET, torch.bfloat16).dtype == torch.bfloat16
+    assert resize_normalize(frames, 352, IMAGENET, torch.bfloat16).dtype == torch.bfloat16

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 import m2snet
 from conftest import calibrate
 from m2snet import CheckpointError
-from realtime import engine_cache
-from realtime.backends import BackendError
-from realtime.frames import FrameError
-from realtime.segmenter import Segmenter
+from realtime.engine import cache as engine_cache
+from realtime.errors import BackendError
+from realtime.errors import FrameError
+from realtime.engine.segmenter import Segmenter
 
 
 def _checkpoint(tmp_path_factory, name, **model_kwargs):
@@ -156,7 +156,7 @@ def test_auto_without_gpu_picks_openvino_else_cpu_and_says_so(weights, caplog, m
     if openvino_installed:
         pytest.importorskip("openvino")
     else:
-        monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
+        monkeypatch.setattr("realtime.engine.backends.openvino.openvino_module", lambda: None)
     expected = "openvino" if openvino_installed else "cpu"
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         seg = Segmenter(weights, backend="auto")
@@ -229,10 +229,10 @@ def test_numba_without_a_cache_folder_compiles_and_says_so_once(weights, tmp_pat
     ipython_only = next(name for name in ("IPythonCacheLocator", "_IPythonCacheLocator")
                         if hasattr(numba.core.caching, name))
     script = ("import numpy as np\n"
-              "from realtime.segmenter import Segmenter\n"
+              "from realtime.engine.segmenter import Segmenter\n"
               f"seg = Segmenter({str(weights)!r}, backend='cpu')\n"
               "result = seg(np.full((90, 110, 3), 128, np.uint8))\n"
-              "print(tuple(result.probabilities.shape), seg.runner.description)\n")
+              "print(tuple(result.probabilities.shape), seg.info.runner)\n")
     env = dict(os.environ, NUMBA_CACHE_LOCATOR_CLASSES=ipython_only)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, cwd=Path(__file__).resolve().parents[1], timeout=600)
@@ -262,7 +262,7 @@ def test_bad_settings_are_named(weights, kwargs, error, message):
 
 
 def test_missing_default_weights_say_what_to_do(monkeypatch, tmp_path):
-    import realtime.segmenter as segmenter
+    import realtime.engine.segmenter as segmenter
     monkeypatch.setattr(segmenter, "DEMO_WEIGHTS", tmp_path / "absent.pt")
     with pytest.raises(CheckpointError, match="no weights given .* pass weights=PATH"):
         Segmenter(backend="cpu")
@@ -319,7 +319,7 @@ def test_weights_hash_is_the_files_sha256(tmp_path):
 def test_openvino_backend_equals_eager_model(weights, cpu, shape):
     pytest.importorskip("openvino")
     seg = Segmenter(weights, backend="openvino")
-    assert seg.runner.description == "openvino (cpu) fp32"
+    assert seg.info.runner == "openvino (cpu) fp32"
     frame = _frame(*shape)
     result = seg(frame)
     expected = _eager_reference(weights, frame)
@@ -336,7 +336,7 @@ def test_openvino_refuses_what_it_cannot_run(weights, monkeypatch):
         Segmenter(weights, backend="openvino", precision="bf16")
     with pytest.raises(BackendError, match="impl='factored'"):
         Segmenter(weights, backend="openvino", impl="kernel")
-    monkeypatch.setattr("realtime.backends.openvino_module", lambda: None)
+    monkeypatch.setattr("realtime.engine.backends.openvino.openvino_module", lambda: None)
     with pytest.raises(BackendError, match=r"needs OpenVINO \(pip install openvino\)"):
         Segmenter(weights, backend="openvino")
 
@@ -359,7 +359,7 @@ def test_auto_falls_back_to_cpu_when_openvino_cannot_take_the_network(weights, c
     _openvino_that_cannot_convert(monkeypatch)
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         seg = Segmenter(weights, backend="auto", cache_dir=tmp_path)
-    assert seg.backend == "cpu" and seg.runner.description.startswith("cpu")
+    assert seg.backend == "cpu" and seg.info.runner.startswith("cpu")
     [warning] = [r.message for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("backend openvino could not prepare small.pt (") and \
         "No conversion rule found for operations: aten::foo" in warning and \

@@ -16,6 +16,11 @@ import torch
 
 log = logging.getLogger("realtime.engine")
 
+# The user's own choice of torch.compile's cache, as it stood before anything in this process
+# compiled: torch writes its default into os.environ the first time it compiles, and that
+# value must not be taken for a choice of the user's.
+_USER_INDUCTOR_DIR = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or None
+
 
 def cache_root() -> Path:
     """$M2SNET_CACHE, else ~/.cache/m2snet-rt (XDG_CACHE_HOME respected)."""
@@ -44,15 +49,19 @@ def writable(directory: Path, user: str) -> bool:
 
 
 def use_for_torch_compile() -> Path | None:
-    """Point torch.compile's on-disk cache (compiled graphs, autotuning) into ours, unless
-    the user chose another, so that a second start reuses the first one's work; None when
-    ours cannot be written (torch then keeps its own default)."""
-    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        ours = cache_root() / "inductor"
-        if not writable(ours, "torch.compile"):
-            return None
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(ours)
-    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    """Point torch.compile's on-disk cache (compiled graphs, autotuning) under ours so that a
+    second start reuses the first one's work. Precedence: TORCHINDUCTOR_CACHE_DIR as the user
+    set it before start-up, else $M2SNET_CACHE/inductor (or the default cache root's), else,
+    when that cannot be written, torch's own default (None is returned)."""
+    if _USER_INDUCTOR_DIR is not None:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = _USER_INDUCTOR_DIR
+        return Path(_USER_INDUCTOR_DIR)
+    ours = cache_root() / "inductor"
+    if not writable(ours, "torch.compile"):
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)  # torch's default, not an old choice
+        return None
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(ours)
+    return ours
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -83,19 +92,13 @@ def cache_key(weights_sha256: str, gpu_name: str, versions: dict[str, str],
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def engine_file(backend: str, weights: Path, shape: tuple[int, ...], precision: str,
-                directory: Path | None = None) -> Path:
-    """Where ``backend``'s artifact for these weights lives: a TensorRT engine (one GPU, one
-    input shape), or OpenVINO's traced network (any CPU, any batch: keyed without either)."""
-    if backend == "tensorrt":
-        device, versions, suffix = torch.cuda.get_device_name(), library_versions(), ".ep"
-    elif backend == "openvino":
-        import openvino
-        device, suffix = "cpu", ".xml"
-        versions = {"openvino": openvino.__version__, "torch": torch.__version__}
-        shape = shape[1:]
-    else:
-        raise ValueError(f"backend {backend!r} keeps no engine file")
+def engine_file(backend: str, weights: Path, identity: tuple[str, dict, tuple], precision: str,
+                suffix: str, directory: Path | None = None) -> Path:
+    """Where ``backend``'s artifact for these weights lives. ``identity`` is what the backend
+    says its artifact depends on besides the weights and precision: (device name, library
+    versions, input shape) - a TensorRT engine is for one GPU and one shape, OpenVINO's traced
+    network for any CPU and any batch."""
+    device, versions, shape = identity
     key = cache_key(file_sha256(weights), device, versions, shape, precision, backend=backend)
     return engine_path(directory or default_dir(), key, shape, precision, suffix)
 

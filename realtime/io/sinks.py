@@ -1,46 +1,27 @@
-"""Where the overlaid frames go; several at once. Each sink gets every frame the pipeline
-shows (``View``) and is closed once, also after an error or Ctrl-C."""
+"""Where live frames go; several at once. Each sink gets every frame the pipeline shows (a
+``FrameResult``, whose overlay is drawn once for all of them) and is closed once, also after
+an error or Ctrl-C. The offline outputs are sinks too (``realtime.io.outputs``)."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from realtime.overlay import draw_hud
-from realtime.video_io import MaskWriter, VideoWriter
+from realtime.errors import SinkError
+from realtime.io.overlay import draw_hud
+from realtime.io.results import FrameResult
+from realtime.io.writers import MaskWriter, VideoWriter, mask_to_gray
 
 log = logging.getLogger("realtime.sink")
-
-
-class SinkError(RuntimeError):
-    """A sink that cannot work here; the message says why and what to do instead."""
-
-
-@dataclass
-class View:
-    overlay: np.ndarray     # the frame with the mask drawn over it
-    raw: np.ndarray         # the frame as captured
-    hud: str                # the heads-up display's text
-    seconds: float          # capture time since the run started
-    _composite: np.ndarray | None = None
-
-    @property
-    def composite(self) -> np.ndarray:
-        """The overlay with the HUD (made once, shared by all sinks)."""
-        if self._composite is None:
-            self._composite = draw_hud(self.overlay.copy(), self.hud) if self.hud else self.overlay
-        return self._composite
 
 
 class Sink:
     quit_requested = False
 
-    def write(self, view: View) -> None:
+    def write(self, view: FrameResult) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -50,7 +31,7 @@ class Sink:
 class NullSink(Sink):
     """Drops frames: for measuring, or when only the recording and stats matter."""
 
-    def write(self, view: View) -> None:
+    def write(self, view: FrameResult) -> None:
         pass
 
 
@@ -83,7 +64,7 @@ class WindowSink(Sink):
         mode = cv2.WINDOW_FULLSCREEN if self.fullscreen else cv2.WINDOW_NORMAL
         cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, mode)
 
-    def write(self, view: View) -> None:
+    def write(self, view: FrameResult) -> None:
         if not self.paused:
             if self.overlay:
                 image = view.composite if self.hud else view.overlay
@@ -127,7 +108,7 @@ class RecordSink(Sink):
             raise SinkError(f"{path}: is a folder; give a file name ending in .mp4")
         self.writer: VideoWriter | None = None
 
-    def write(self, view: View) -> None:
+    def write(self, view: FrameResult) -> None:
         image = view.composite
         if self.writer is None:
             height, width = image.shape[:2]
@@ -144,9 +125,10 @@ class RecordSink(Sink):
         return self.writer.frames if self.writer else 0
 
 
-class MaskSink:
+class MaskSink(Sink):
     """Every segmented frame's mask, lossless (FFV1 in Matroska), at its capture time:
-    probabilities as 0..255 or binary masks as 0/255."""
+    probabilities as 0..255 or binary masks as 0/255. Fed as each mask is computed (live: not
+    only the masks that are shown)."""
 
     def __init__(self, path: Path, probabilities: bool = False):
         self.path, self.probabilities = Path(path), probabilities
@@ -154,15 +136,13 @@ class MaskSink:
             raise SinkError(f"{path}: raw masks are stored as Matroska (name the file .mkv)")
         self.writer: MaskWriter | None = None
 
-    def write(self, mask: np.ndarray, probabilities: np.ndarray | None, seconds: float) -> None:
-        if self.probabilities and probabilities is not None:
-            gray = (np.clip(probabilities, 0, 1) * 255 + 0.5).astype(np.uint8)
-        else:
-            gray = np.where(mask > 0, 255, 0).astype(np.uint8) if mask.dtype == bool \
-                else mask.astype(np.uint8)
+    def write(self, result: FrameResult) -> None:
+        binary = result.probabilities is not None and result.probabilities.ndim == 2
+        gray = mask_to_gray(result.mask, result.probabilities
+                            if self.probabilities and binary else None)
         if self.writer is None:
             self.writer = MaskWriter(self.path, gray.shape[1], gray.shape[0])
-        self.writer.write(self.writer.fit(gray, cv2.INTER_NEAREST), seconds=seconds)
+        self.writer.write(self.writer.fit(gray, cv2.INTER_NEAREST), seconds=result.seconds)
 
     def close(self) -> None:
         if self.writer is not None:

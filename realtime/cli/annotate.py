@@ -8,9 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
-from realtime.annotate import AnnotateOptions, InputSpec, annotate_one, expand_inputs, is_complete
-from realtime.live_cli import add_runtime_arguments, make_segmenter
-from realtime.overlay import OverlayStyle
+from m2snet.errors import one_line
+from realtime.cli.common import add_runtime_arguments, make_segmenter
+from realtime.io.overlay import OverlayStyle
+from realtime.pipeline.offline import (AnnotateOptions, InputSpec, annotate_one, expand_inputs,
+                                       is_complete)
 
 log = logging.getLogger("realtime.annotate")
 
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as error:  # noqa: BLE001  (one input fails alone)
             if args.debug:
                 log.exception("%s failed", spec.source)
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            message = one_line(error)
             if spec.source not in message:
                 message = f"{spec.source}: {message}"
             print(f"error: {message}", file=sys.stderr, flush=True)

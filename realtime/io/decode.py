@@ -10,11 +10,9 @@ import cv2  # noqa: F401  (OpenCV before PyAV: the reverse order breaks cv2's wi
 import av
 import numpy as np
 
+from realtime.errors import SourceError
+
 log = logging.getLogger("realtime.decode")
-
-
-class SourceError(RuntimeError):
-    """An input that cannot be opened or read; the message names it and says why."""
 
 
 def ffmpeg_reason(error: BaseException) -> str:

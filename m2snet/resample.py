@@ -82,7 +82,7 @@ def _resample_rows(frames, rows, row_weights, cols, col_weights, scale, offset, 
 def resize_normalize(frames: torch.Tensor, size: int, scale, offset) -> torch.Tensor:
     """CPU uint8 N x H x W x 3 frames -> float32 N x 3 x size x size (channels_last memory)
     holding resized_value * scale[c] + offset[c]. Antialiased when either side shrinks, as
-    the torch path in realtime.frames does."""
+    the torch path in m2snet.preprocess does."""
     count, height, width, _ = frames.shape
     antialias = height > size or width > size
     rows, row_weights = filter_taps(height, size, antialias)

@@ -1,4 +1,5 @@
-"""Frames in, network input out, and network output back to frame size: all on the device.
+"""Frames in and network output back to frame size, on the backend's device (the network's
+input itself is made by ``m2snet.preprocess``, which training and evaluation share).
 
 Frames are uint8 RGB, H x W x 3 (one) or N x H x W x 3 (a batch), as numpy arrays or torch
 tensors on any device. Grayscale frames (H x W or H x W x 1) are repeated to three channels.
@@ -6,18 +7,13 @@ tensors on any device. Grayscale frames (H x W or H x W x 1) are repeated to thr
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from m2snet.checkpoint import Normalization
-
-
-class FrameError(ValueError):
-    """A frame the engine cannot take; the message names what was wrong and what is expected."""
+from realtime.errors import FrameError
 
 
 def _as_tensor(frames) -> torch.Tensor:
@@ -84,44 +80,6 @@ def to_batch(frames, device: torch.device,
         else:
             t = t.to(device)
     return t, single
-
-
-@functools.lru_cache(maxsize=8)
-def _affine(norm: Normalization) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The normalization of 0..255 values as value * scale + offset, per channel."""
-    scale = tuple(norm.max_value / 255.0 / s for s in norm.std)
-    return scale, tuple(-m / s for m, s in zip(norm.mean, norm.std))
-
-
-@functools.lru_cache(maxsize=8)
-def _affine_on(norm: Normalization, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale and offset as 1 x 3 x 1 x 1 tensors on the device, made once (not per frame: on
-    a GPU each new small tensor is a synchronous host-to-device copy)."""
-    return tuple(torch.tensor(v, device=device).view(1, 3, 1, 1) for v in _affine(norm))
-
-
-def torch_resize_normalize(batch: torch.Tensor, size: int, norm: Normalization) -> torch.Tensor:
-    """The device path (torch operators): uint8 N x H x W x 3 -> normalized float32
-    N x 3 x size x size, antialiased when either side shrinks."""
-    x = batch.permute(0, 3, 1, 2).float()
-    if x.shape[-2:] != (size, size):
-        shrinking = x.shape[-2] > size or x.shape[-1] > size
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=shrinking)
-    scale, offset = _affine_on(norm, x.device)
-    return torch.addcmul(offset, x, scale)
-
-
-def network_input(batch: torch.Tensor, size: int, norm: Normalization,
-                  dtype: torch.dtype, channels_last: bool = True) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> normalized N x 3 x size x size in dtype."""
-    if batch.device.type == "cpu":
-        from realtime.resample import resize_normalize  # numba: imported when first needed
-        x = resize_normalize(batch, size, *_affine(norm))
-    else:
-        x = torch_resize_normalize(batch, size, norm)
-    x = x.to(dtype)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
 def to_frame_size(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:

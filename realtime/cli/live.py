@@ -1,42 +1,25 @@
-"""``python -m realtime live`` and ``demo``: argument handling around ``LivePipeline``."""
+"""``python -m realtime live`` and ``demo``: flags around the live pipeline."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 from pathlib import Path
 
-from realtime.live import LiveOptions, LivePipeline
-from realtime.live_stats import format_summary
-from realtime.overlay import OverlayStyle
-from realtime.sinks import MaskSink, NullSink, RecordSink, WindowSink, display_available
-from realtime.sources import SourceOptions, open_source, source_kind
+from m2snet.files import write_json
+from realtime.cli.common import add_runtime_arguments, make_segmenter
+from realtime.io.overlay import OverlayStyle
+from realtime.io.sinks import MaskSink, NullSink, RecordSink, WindowSink, display_available
+from realtime.io.sources import SourceOptions, open_source, source_kind
+from realtime.pipeline.live import LiveOptions, LivePipeline
+from realtime.pipeline.stats import format_summary
 
 log = logging.getLogger("realtime.live")
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every command shares, with the same meaning everywhere."""
-    group = parser.add_argument_group("model and runtime")
-    group.add_argument("--weights", help="checkpoint: ours or the authors' .pth (default: the "
-                                         "bundled phantom-trained demo model)")
-    group.add_argument("--backend", default="auto",
-                       help="auto (default: the fastest here), cpu, openvino, cuda, compile, "
-                            "tensorrt")
-    group.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
-                       help="default: fp32 on the CPU, fp16 on a GPU")
-    group.add_argument("--size", type=int, help="network input side, a multiple of 32 "
-                                                "(default: the checkpoint's)")
-    group.add_argument("--threshold", type=float, default=0.5,
-                       help="probability above which a pixel is polyp (default 0.5)")
-
-
-def make_segmenter(args: argparse.Namespace):
-    from realtime.segmenter import Segmenter
-    return Segmenter(args.weights, backend=args.backend, precision=args.precision,
-                     size=args.size, threshold=args.threshold)
+def add_arguments(parser: argparse.ArgumentParser, with_source: bool = True) -> None:
+    add_runtime_arguments(parser)
+    add_live_arguments(parser, with_source)
 
 
 def add_live_arguments(parser: argparse.ArgumentParser, with_source: bool = True) -> None:
@@ -111,11 +94,7 @@ def run_live(args: argparse.Namespace) -> int:
     if not sinks:
         sinks.append(NullSink())
     segmenter.warmup(iterations=1)
-    options = LiveOptions(sync=args.sync, pace=not args.no_pace, duration=args.duration,
-                          hud=not args.no_hud, min_area=args.min_area,
-                          style=OverlayStyle(alpha=args.alpha, boxes=not args.no_boxes,
-                                             scores=not args.no_boxes))
-    pipeline = LivePipeline(source, segmenter, sinks, options, mask_sink)
+    pipeline = LivePipeline(source, segmenter, sinks, live_options(args), mask_sink)
     code = 0
     try:
         summary = pipeline.run()
@@ -130,9 +109,16 @@ def run_live(args: argparse.Namespace) -> int:
     if mask_sink is not None:
         print(f"masks: {mask_sink.path}")
     if args.stats:
-        write_json_atomically(Path(args.stats), summary)
+        write_json(args.stats, summary)
         print(f"statistics: {args.stats}")
     return code
+
+
+def live_options(args: argparse.Namespace) -> LiveOptions:
+    return LiveOptions(sync=args.sync, pace=not args.no_pace, duration=args.duration,
+                       hud=not args.no_hud, min_area=args.min_area,
+                       style=OverlayStyle(alpha=args.alpha, boxes=not args.no_boxes,
+                                          scores=not args.no_boxes))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -147,10 +133,3 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"no display: recording {args.duration:g} s of the overlay to {args.record}",
               flush=True)
     return run_live(args)
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(partial, path)

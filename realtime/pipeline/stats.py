@@ -1,4 +1,4 @@
-"""Counters and timings of a live run, bounded in memory (hours of frames keep the newest
+"""Counters and timings of a pipeline run, bounded in memory (hours of frames keep the newest
 samples only), readable from any thread while the run goes on."""
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ KEEP = 20_000  # newest samples kept per measurement: ~11 minutes at 30 fps
 class Samples:
     def __init__(self):
         self.values: collections.deque[float] = collections.deque(maxlen=KEEP)
-        self.count, self.max = 0, 0.0
+        self.count, self.max, self.total = 0, 0.0, 0.0
 
     def add(self, value: float) -> None:
         self.values.append(value)
         self.count += 1
         self.max = max(self.max, value)
+        self.total += value
 
     def percentiles(self, *qs: float) -> list[float | None]:
         if not self.values:
@@ -48,7 +49,7 @@ class Rate:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
 
-class LiveStats:
+class PipelineStats:
     STAGES = ("capture", "infer", "analyze", "draw", "sink")
 
     def __init__(self):
@@ -67,6 +68,10 @@ class LiveStats:
 
     def stage(self, name: str, seconds: float) -> None:
         self.stages[name].add(seconds)
+
+    def busy(self, name: str) -> float:
+        """Seconds the stage spent working, all samples counted."""
+        return self.stages[name].total
 
     def hud(self, backend: str) -> str:
         now = time.perf_counter()

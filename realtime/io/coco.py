@@ -4,13 +4,13 @@ as annotation tools (CVAT, pycocotools) import them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from realtime.overlay import Region
+from m2snet.files import write_json
+from realtime.io.overlay import Region
 
 
 def rle_encode(mask: np.ndarray) -> dict:
@@ -62,4 +62,4 @@ class CocoWriter:
         data = {"info": {"description": f"M2SNet polyp masks of {self.video}"},
                 "images": self.images, "annotations": self.annotations,
                 "categories": [{"id": 1, "name": "polyp"}]}
-        self.path.write_text(json.dumps(data) + "\n")
+        write_json(self.path, data, indent=None)

@@ -17,9 +17,9 @@ import cv2  # OpenCV before PyAV
 import av
 import numpy as np
 
-log = logging.getLogger("realtime.video")
+from realtime.io.sources import MILLISECONDS
 
-MILLISECONDS = Fraction(1, 1000)
+log = logging.getLogger("realtime.video")
 
 
 class VideoWriter:
@@ -123,6 +123,16 @@ class MaskWriter(VideoWriter):
         if mask.ndim != 2 or mask.dtype != np.uint8:
             raise ValueError(f"masks are H x W uint8, got {mask.dtype} {mask.shape}")
         return super().write(mask, seconds, ticks)
+
+
+def mask_to_gray(mask: np.ndarray, probabilities: np.ndarray | None = None) -> np.ndarray:
+    """What a mask video stores: probabilities (when given) as 0..255, a binary mask as
+    0/255, class indices as they are."""
+    if probabilities is not None:
+        return (np.clip(probabilities, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if mask.dtype == bool:
+        return mask.astype(np.uint8) * 255
+    return mask.astype(np.uint8)
 
 
 def read_masks(path: Path) -> tuple[list[np.ndarray], list[float]]:

@@ -6,6 +6,11 @@
 - a capture device: ``/dev/videoN`` or an index (V4L2 size, rate, pixel format),
 - an image folder or glob (played at ``fps``),
 - ``synthetic`` or ``synthetic:SEED``: the phantom colonoscopy sequence, with ground truth.
+
+Every source numbers its frames and gives each an exact timestamp: ``pts`` in ticks of the
+source's ``time_base`` (a Fraction of a second), seconds derived (``SourceFrame.time``). A
+frame that arrives without one (an elementary stream, some cameras) gets the previous one plus
+one frame interval and is flagged ``interpolated``. Live and offline runs read the same sources.
 """
 
 from __future__ import annotations
@@ -15,26 +20,38 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from realtime.decode import SourceError, VideoDecoder
+from realtime.errors import SourceError
+from realtime.io.decode import VideoDecoder
 
 log = logging.getLogger("realtime.source")
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-__all__ = ["SourceError", "SourceFrame", "open_source"]
+__all__ = ["Source", "SourceError", "SourceFrame", "SourceOptions", "open_source"]
+
+MILLISECONDS = Fraction(1, 1000)
 
 
 @dataclass
 class SourceFrame:
-    image: np.ndarray            # H x W x 3 uint8 RGB
-    pts: float | None            # seconds on the source's own clock
+    image: np.ndarray                # H x W x 3 uint8 RGB
+    pts: int                         # ticks of ``time_base`` on the source's own clock
+    time_base: Fraction = MILLISECONDS
+    interpolated: bool = False       # the source gave no timestamp: previous + one interval
     truth: np.ndarray | None = None  # ground-truth mask (synthetic source only)
+    index: int = 0                   # position among the frames this source delivered
+
+    @property
+    def time(self) -> float:
+        """Seconds on the source's clock."""
+        return float(self.pts * self.time_base)
 
 
 @dataclass
@@ -52,19 +69,47 @@ class SourceOptions:
 
 
 class Source:
+    """Subclasses implement ``_next()``: (RGB image, pts ticks or None, ground truth or None),
+    or None at the end; ``read()`` numbers the frames and fills in missing timestamps."""
     description = "source"
     fps: float | None = None
+    time_base: Fraction = MILLISECONDS
     live = False          # frames arrive at their own pace; file-like sources are paced by us
+    width: int | None = None
+    height: int | None = None
+    frame_count: int | None = None  # declared or estimated (progress bars); None: unknown
 
     def __init__(self):
         self.stopping = threading.Event()
-        self.damaged = 0
+        self.damaged = 0        # undecodable packets or unreadable images skipped
         self.reconnects = 0
         self.lost: str | None = None
+        self.delivered = 0
+        self.interpolated = 0
+        self._last_pts: int | None = None
+
+    def _next(self) -> tuple[np.ndarray, int | None, np.ndarray | None] | None:
+        raise NotImplementedError
 
     def read(self) -> SourceFrame | None:
         """The next frame, or None at the end."""
-        raise NotImplementedError
+        item = self._next()
+        if item is None:
+            return None
+        image, pts, truth = item
+        interpolated = pts is None
+        if interpolated:
+            step = max(1, round(1 / ((self.fps or 30.0) * self.time_base)))
+            pts = 0 if self._last_pts is None else self._last_pts + step
+            self.interpolated += 1
+        self._last_pts = pts
+        frame = SourceFrame(image, pts, self.time_base, interpolated, truth, self.delivered)
+        self.delivered += 1
+        return frame
+
+    def __iter__(self):
+        while (frame := self.read()) is not None:
+            yield frame
 
     def stop(self) -> None:
         """Make a waiting ``read`` return soon (called from another thread)."""
@@ -81,13 +126,14 @@ class SyntheticSource(Source):
         # every synthetic colon has polyps; the camera path makes them come and go
         self.scene = PhantomScene(seed, size, max_polyps=4, polyp_probability=1.0)
         self.fps, self.index = fps, 0
+        self.time_base = 1 / Fraction(fps).limit_denominator(1001)  # one tick a frame
+        self.width = self.height = size
         self.description = f"synthetic colonoscopy (seed {seed}, {size}x{size}, {fps:g} fps)"
 
-    def read(self) -> SourceFrame:
-        t = self.index / self.fps
+    def _next(self):
+        image, truth = self.scene.frame(self.index / self.fps)
         self.index += 1
-        image, truth = self.scene.frame(t)
-        return SourceFrame(image, t, truth)
+        return image, self.index - 1, truth
 
 
 class FileSource(Source):
@@ -96,31 +142,37 @@ class FileSource(Source):
     def __init__(self, path: str, loop: bool = False):
         super().__init__()
         self.path, self.loop = path, loop
+        if not Path(path).exists():
+            raise SourceError(f"{path}: no such file")
         self.decoder = VideoDecoder(path)
         self.fps = self.decoder.fps
-        width, height = self.decoder.size
-        self.description = f"{path} ({width}x{height}, {self.fps or 0:.3g} fps)"
+        self.time_base = self.decoder.time_base or Fraction(1, 90000)
+        self.width, self.height = self.decoder.size
+        self.frame_count = self.decoder.frame_count
+        self.description = f"{path} ({self.width}x{self.height}, {self.fps or 0:.3g} fps)"
         self._frames = self.decoder.frames()
-        self._offset, self._first_pts, self._last_pts, self.passes = 0.0, None, None, 1
+        self._offset, self._first_pts, self._pass_last, self.passes = 0, None, None, 1
 
-    def read(self) -> SourceFrame | None:
+    def _next(self):
         item = next(self._frames, None)
-        if item is None and self.loop and self._last_pts is not None:
+        if item is None and self.loop and self._pass_last is not None:
             self.damaged += self.decoder.damaged
             self.decoder.close()
             self.decoder = VideoDecoder(self.path)
             self._frames = self.decoder.frames()
-            self._offset = self._last_pts + 1 / (self.fps or 30.0) - (self._first_pts or 0.0)
+            step = max(1, round(1 / ((self.fps or 30.0) * self.time_base)))
+            self._offset = self._pass_last + step - (self._first_pts or 0)
             self.passes += 1
             item = next(self._frames, None)
         if item is None:
             self.damaged += self.decoder.damaged
             return None
-        pts = None if item[1] is None else item[1] + self._offset
+        image, _, pts = item
+        pts = None if pts is None else pts + self._offset
         if self._first_pts is None:
             self._first_pts = pts
-        self._last_pts = pts if pts is not None else self._last_pts
-        return SourceFrame(item[0], pts)
+        self._pass_last = pts if pts is not None else self._pass_last
+        return image, pts, None
 
     def close(self) -> None:
         self.decoder.close()
@@ -162,6 +214,8 @@ class StreamSource(Source):
                     timeout=(self.opts.open_timeout, self.opts.read_timeout), low_delay=True)
                 self._frames = self._decoder.frames()
                 self.fps = self.fps or self._decoder.fps
+                self.time_base = self._decoder.time_base or MILLISECONDS
+                self.width, self.height = self._decoder.size
                 return
             except SourceError as error:
                 reason = str(error).removeprefix(f"{self.url}: ")
@@ -173,12 +227,12 @@ class StreamSource(Source):
         raise SourceError(f"{self.url}: unreachable after {self.opts.reconnect_attempts} "
                           f"attempts: {reason}")
 
-    def read(self) -> SourceFrame | None:
+    def _next(self):
         while not self.stopping.is_set():
             item = next(self._frames, None)
             if item is not None:
                 self.received += 1
-                return SourceFrame(item[0], item[1])
+                return item[0], item[2], None
             reason = self._decoder.error or "the stream ended"
             self.damaged += self._decoder.damaged
             self._decoder.close()
@@ -219,17 +273,18 @@ class CameraSource(Source):
         if options.camera_fps:
             self.capture.set(cv2.CAP_PROP_FPS, options.camera_fps)
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or None
-        width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.description = f"camera {device} ({width}x{height}, {self.fps or 0:.3g} fps)"
+        self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.description = (f"camera {device} ({self.width}x{self.height}, "
+                            f"{self.fps or 0:.3g} fps)")
 
-    def read(self) -> SourceFrame | None:
+    def _next(self):
         ok, bgr = self.capture.read()
         if not ok:
             self.lost = "the capture device stopped delivering frames"
             return None
-        return SourceFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-                           self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000 or None)
+        milliseconds = self.capture.get(cv2.CAP_PROP_POS_MSEC)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), round(milliseconds) or None, None
 
     def close(self) -> None:
         self.capture.release()
@@ -250,23 +305,33 @@ def list_images(spec: str) -> list[Path]:
 
 
 class ImageSource(Source):
+    """An image sequence at ``fps``: image i at i / fps seconds (millisecond ticks). Images
+    that cannot be read, or whose size differs from the first one's, are skipped and counted
+    (a sequence is one video: one size)."""
+
     def __init__(self, spec: str, fps: float):
         super().__init__()
         self.paths = list_images(spec)
         if not self.paths:
             raise SourceError(f"{spec}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
-        self.fps, self.index = fps, 0
+        first = cv2.imread(str(self.paths[0]), cv2.IMREAD_UNCHANGED)
+        if first is None:
+            raise SourceError(f"{self.paths[0]}: not a readable image")
+        self.height, self.width = first.shape[:2]
+        self.fps, self.index, self.frame_count = fps, 0, len(self.paths)
         self.description = f"{spec} ({len(self.paths)} images, {fps:g} fps)"
 
-    def read(self) -> SourceFrame | None:
+    def _next(self):
         while self.index < len(self.paths):
             path, self.index = self.paths[self.index], self.index + 1
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
+            if bgr is None or bgr.shape[:2] != (self.height, self.width):
                 self.damaged += 1
-                log.warning("%s: not a readable image, skipped", path)
+                log.warning("%s: %s, skipped", path, "not a readable image" if bgr is None else
+                            f"size differs from the first image ({self.width}x{self.height})")
                 continue
-            return SourceFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (self.index - 1) / self.fps)
+            ticks = round((self.index - 1) / self.fps / self.time_base)
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), ticks, None
         return None
 
 

@@ -1,0 +1,78 @@
+"""The web app: annotate uploaded videos and watch a live stream with overlays in a browser.
+
+    python -m realtime app [--host 127.0.0.1] [--port 7860] [--auth user:pass]
+
+Gradio 6 pages (``ui``) mounted on a FastAPI app, which also serves the live overlay as an
+MJPEG stream (``/live/<token>.mjpg``; the token is handed out only through the page, so the
+stream is as private as the page). The work itself is in ``jobs``, the shared state in
+``state``. Safe defaults: it listens on 127.0.0.1, uploads and results stay in the app's work
+folder, uploads are size-limited, the model runs one job at a time, and Gradio's usage
+analytics are off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, before gradio is imported
+
+from realtime.app.state import AppConfig, AppState  # noqa: E402
+
+log = logging.getLogger("realtime.app")
+
+__all__ = ["AppConfig", "AppState", "build_app", "serve"]
+
+
+def build_app(config: AppConfig):
+    """The FastAPI application: Gradio at /, the MJPEG streams at /live/<token>.mjpg."""
+    os.environ["GRADIO_TEMP_DIR"] = str(config.uploads.resolve())  # uploads stay in workdir
+    import gradio as gr
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import StreamingResponse
+
+    state = AppState(config)
+    from realtime.app.ui import build_blocks
+    blocks = build_blocks(state)
+    blocks.queue(default_concurrency_limit=1)
+    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.get("/live/{key}.mjpg")
+    async def mjpeg(key: str):
+        session = state.live.get(key)
+        if session is None:
+            raise HTTPException(status_code=404, detail="no such live session")
+
+        async def frames():
+            seen = -1
+            while key in state.live and session.running:
+                if session.sink.sequence != seen and session.sink.jpeg is not None:
+                    seen, jpeg = session.sink.sequence, session.sink.jpeg
+                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                           + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                await asyncio.sleep(0.005)
+
+        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame")
+
+    app = gr.mount_gradio_app(api, blocks, path="/", auth=config.auth,
+                              allowed_paths=[str(config.outputs.resolve())],
+                              max_file_size=config.max_upload, footer_links=["api"],
+                              theme=gr.themes.Soft())
+    app.state.m2snet = state
+    return app
+
+
+def serve(config: AppConfig, host: str, port: int) -> None:
+    import uvicorn
+    app = build_app(config)
+    where = f"http://{host}:{port}/"
+    print(f"M2SNet app: {where} (work folder {config.workdir}; "
+          f"{'password required' if config.auth else 'no password'}); Ctrl-C stops it",
+          flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.auth:
+        log.warning("listening on %s without --auth: anyone who can reach this machine can "
+                    "use the app", host)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+

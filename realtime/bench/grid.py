@@ -1,0 +1,174 @@
+"""The model grid: every combination of model, backend, precision, batch, size and
+subtraction unit, warmed up, timed with the device synchronized (CUDA events on a GPU), the
+units of one configuration in interleaved rounds, and checked against the authors'
+formulation (dense subtraction units, fp32) on the same frame."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realtime.engine import backends
+from realtime.errors import one_line
+
+log = logging.getLogger("realtime.bench")
+
+IMPLS = {"reference": "dense", "factored": "factored", "kernel": "kernel"}
+KEY = ("model", "backend", "precision", "batch", "size", "impl")
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    backend: str
+    precision: str
+    batch: int
+    size: int
+    impl: str
+
+
+
+def model_weights(name: str, folder: Path) -> Path | None:
+    """The bundled demo model (None), a random-weight M2SNet/MSNet on Res2Net-50 (speed does
+    not depend on the values), or a checkpoint file."""
+    if name == "demo":
+        return None
+    if name in ("m2snet", "msnet"):
+        import m2snet
+        torch.manual_seed(0)
+        model = calibrate(m2snet.create_model(name), sample_frames(4, 352))
+        return m2snet.save_checkpoint(model, folder / f"{name}.pt", input_size=352)
+    if not Path(name).is_file():
+        raise FileNotFoundError(f"{name}: not a model name (demo, m2snet, msnet) or a file")
+    return Path(name)
+
+
+def calibrate(model: torch.nn.Module, frames: np.ndarray) -> torch.nn.Module:
+    """BatchNorm-calibrated random weights (``m2snet.calibration``) on ImageNet-normalized
+    ``frames``, so the outputs to compare are not all saturated at 0 or 1."""
+    from m2snet.calibration import calibrate as calibrate_batchnorm
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / \
+        torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    return calibrate_batchnorm(model, x)
+
+
+def sample_frames(batch: int, size: int) -> np.ndarray:
+    from m2snet.phantom import phantom_image
+    return np.stack([phantom_image(1000 + i, size)[0] for i in range(batch)])
+
+
+def _timed_call(segmenter, frames, cuda: bool) -> tuple[float, object]:
+    if cuda:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        result = segmenter(frames)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3, result
+    t = time.perf_counter()
+    result = segmenter(frames)
+    return time.perf_counter() - t, result
+
+
+def _build(case: Case, weights: Path | None):
+    from realtime.engine import Segmenter
+    segmenter = Segmenter(weights, backend=case.backend, precision=case.precision,
+                          size=case.size, impl=IMPLS[case.impl])
+    frames = sample_frames(case.batch, case.size)
+    if segmenter.device.type == "cuda":
+        frames = torch.from_numpy(frames).to(segmenter.device)  # model speed, not the upload
+    return segmenter, frames
+
+
+def measure_group(cases: list[Case], weights: Path | None, truth: np.ndarray, warmup: int,
+                  repeats: int) -> list[dict]:
+    """Cases that differ only in the subtraction unit, timed in interleaved rounds (one call
+    of each per round) so that the machine's drift affects them alike."""
+    built = [_build(case, weights) for case in cases]
+    cuda = built[0][0].device.type == "cuda"
+    peaks = []
+    for segmenter, frames in built:
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(warmup):
+            segmenter(frames)
+        peaks.append(torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
+    times: list[list[float]] = [[] for _ in built]
+    results = [None] * len(built)
+    for _ in range(repeats):
+        for i, (segmenter, frames) in enumerate(built):
+            seconds, results[i] = _timed_call(segmenter, frames, cuda)
+            times[i].append(seconds)
+    rows = []
+    for case, (segmenter, _), spent, result, peak in zip(cases, built, times, results, peaks):
+        probabilities = result.probabilities.float().cpu().numpy()[0]
+        mask, expected = probabilities > segmenter.threshold, truth > segmenter.threshold
+        total = mask.sum() + expected.sum()
+        median = statistics.median(spent)
+        rows.append({
+            **asdict(case), "device": torch.cuda.get_device_name() if cuda else "cpu",
+            "fps": case.batch / median,
+            "latency_ms": {"p50": median * 1e3, "p99": float(np.percentile(spent, 99)) * 1e3},
+            "peak_memory_mb": peak,
+            "max_prob_diff": float(np.abs(probabilities - truth).max()),
+            "mask_dice": 1.0 if total == 0 else float(2 * (mask & expected).sum() / total),
+            "foreground": float(expected.mean()),
+            "repeats": repeats,
+        })
+    return rows
+
+
+def reference_output(weights: Path | None, size: int, device: str) -> np.ndarray:
+    """The authors' formulation in fp32 on the first test frame: what every row must match."""
+    from realtime.engine import Segmenter
+    backend = "cuda" if device == "cuda" else "cpu"
+    segmenter = Segmenter(weights, backend=backend, precision="fp32", size=size, impl="dense")
+    return segmenter(sample_frames(1, size)).probabilities.float().cpu().numpy()[0]
+
+
+def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progress=True) -> list[dict]:
+    from tqdm import tqdm
+    groups: dict = {}
+    for case in cases:  # backends of one device are timed in the same interleaved rounds
+        device = backends.get(case.backend).torch_device().type
+        groups.setdefault((case.model, device, case.precision, case.batch,
+                           case.size), []).append(case)
+    truths: dict = {}
+    rows = []
+    for (model, device, *_), group in tqdm(groups.items(), desc="model grid", unit="group",
+                                           disable=not progress):
+        key = (model, group[0].size, device)
+        try:
+            if key not in truths:
+                truths[key] = reference_output(weights[model], group[0].size, device)
+            rows += measure_group(group, weights[model], truths[key], warmup, repeats)
+        except Exception as error:  # noqa: BLE001  (one group failing must not lose the rest)
+            message = one_line(error)
+            log.warning("%s: %s", group[0], message)
+            rows += [{**asdict(case), "error": message} for case in group]
+    for row in rows:
+        # the backend's own reference row, else one on the same device (openvino runs no
+        # reference of its own)
+        same = [r for r in rows if r.get("fps") and r["impl"] == "reference"
+                and r["device"] == row.get("device")
+                and all(r[k] == row[k] for k in KEY if k not in ("impl", "backend"))]
+        ref = next((r for r in same if r["backend"] == row["backend"]), same[0] if same else None)
+        row["speedup"] = row["fps"] / ref["fps"] if ref and row.get("fps") else None
+    return rows
+
+
+def build_cases(args) -> list[Case]:
+    """Every combination, less those that cannot run: OpenVINO converts standard operators
+    only, so it runs the factored unit (its speed-up is taken over the cpu reference)."""
+    return [Case(*values) for values in itertools.product(
+        args.models, args.backends, args.precisions, args.batches, args.sizes, args.impls)
+        if values[4] % 32 == 0 and (values[1] != "openvino" or values[5] == "factored")]

@@ -1,0 +1,32 @@
+"""What every command shares: the model and runtime flags (same names, same meaning
+everywhere) and building the Segmenter from them."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def backend_names() -> tuple[str, ...]:
+    from realtime.engine import backends
+    return backends.names()
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and runtime")
+    group.add_argument("--weights", help="checkpoint: ours or the authors' .pth (default: the "
+                                         "bundled phantom-trained demo model)")
+    names = backend_names()
+    group.add_argument("--backend", default="auto",
+                       help=f"{names[0]} (default: the fastest here), {', '.join(names[1:])}")
+    group.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
+                       help="default: fp32 on the CPU, fp16 on a GPU")
+    group.add_argument("--size", type=int, help="network input side, a multiple of 32 "
+                                                "(default: the checkpoint's)")
+    group.add_argument("--threshold", type=float, default=0.5,
+                       help="probability above which a pixel is polyp (default 0.5)")
+
+
+def make_segmenter(args: argparse.Namespace):
+    from realtime.engine import Segmenter
+    return Segmenter(args.weights, backend=args.backend, precision=args.precision,
+                     size=args.size, threshold=args.threshold)

@@ -1,0 +1,169 @@
+"""Inference backends as a registry: each entry says what it is and how to build it.
+
+An entry (``Backend``) states its name, device, precisions (and default), subtraction unit,
+whether it can run here (and if not, why and what to use instead), what ``auto`` falls back
+to when it cannot prepare a network, the suffix of its on-disk artifact and ``build()``.
+Each backend family is one module of this package and registers its entries when imported;
+every module here is imported below, so adding a backend is adding one file.
+
+Every build first folds BatchNorm into the convolutions before it (``realtime.engine.fold``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from realtime.errors import BackendError, one_line
+
+log = logging.getLogger("realtime.engine")
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Runner:
+    """The callable a backend produced: normalized N x 3 x S x S input -> logits."""
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    input_dtype: torch.dtype
+    description: str
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a backend's ``build`` gets: the loaded float32 network (eval mode, on the CPU),
+    the precision asked for, the example input shape, and where its artifact may be cached
+    (None: do not cache)."""
+    model: torch.nn.Module
+    precision: str
+    shape: tuple[int, int, int, int]
+    artifact: Path | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    summary: str                        # one line for --help and the README
+    device: str                         # "cpu", "cuda", or "any" (the GPU when there is one)
+    precisions: tuple[str, ...]         # those it accepts on its device
+    build: Callable[[BuildRequest], Runner]
+    default_impl: str = "factored"      # the subtraction unit it runs best
+    default_precision: str | None = None  # None: fp32 on the CPU, fp16 on a GPU
+    missing: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
+    fallback: str | None = None         # what auto uses when this cannot prepare a network
+    artifact_suffix: str | None = None  # a cached on-disk artifact (engine, traced network)
+    artifact_identity: Callable[[tuple], tuple[str, dict, tuple]] | None = None
+    auto_rank: int | None = None        # auto picks the highest-ranked backend that can run
+    precision_hint: str = ""            # what to say when a precision is refused
+
+    def torch_device(self) -> torch.device:
+        if self.device == "any":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def precision_default(self) -> str:
+        if self.default_precision:
+            return self.default_precision
+        return "fp32" if self.torch_device().type == "cpu" else "fp16"
+
+    def check_precision(self, precision: str) -> torch.dtype:
+        if precision not in PRECISIONS:
+            raise BackendError(f"unknown precision {precision!r}; choose one of "
+                               f"{', '.join(PRECISIONS)}")
+        if self.torch_device().type == "cpu" and precision == "fp16":
+            raise BackendError("fp16 is a GPU precision; on the CPU use fp32 or bf16")
+        if precision not in self.precisions:
+            raise BackendError(f"the {self.name} backend runs {' or '.join(self.precisions)}"
+                               f"{'; ' + self.precision_hint if self.precision_hint else ''}")
+        return PRECISIONS[precision]
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register(*backends: Backend) -> None:
+    for backend in backends:
+        if backend.name in _REGISTRY or backend.name == "auto":
+            raise ValueError(f"backend {backend.name!r} is registered twice")
+        _REGISTRY[backend.name] = backend
+
+
+def _ordered() -> list[Backend]:
+    """CPU backends, then GPU ones, then those that run on either."""
+    rank = {"cpu": 0, "cuda": 1, "any": 2}
+    return sorted(_REGISTRY.values(), key=lambda b: (rank[b.device], b.name))
+
+
+def names() -> tuple[str, ...]:
+    """Every name a user can give: auto first, then the registered backends."""
+    return ("auto", *(b.name for b in _ordered()))
+
+
+def get(name: str) -> Backend:
+    if name not in _REGISTRY:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def available() -> list[str]:
+    """The backends that can run on this machine, in registration order."""
+    return [b.name for b in _ordered() if b.missing() is None]
+
+
+def resolve(name: str) -> Backend:
+    """The entry ``name`` stands for (auto: the best that runs here, logged), or BackendError
+    saying why it cannot run here and what to use instead."""
+    if name == "auto":
+        ranked = sorted((b for b in _REGISTRY.values() if b.auto_rank is not None),
+                        key=lambda b: -b.auto_rank)
+        chosen = next(b for b in ranked if b.missing() is None)
+        gpu = torch.cuda.is_available()
+        log.info("backend auto -> %s (%s)", chosen.name,
+                 torch.cuda.get_device_name() if gpu else "no CUDA GPU found")
+        return chosen
+    backend = get(name)
+    reason = backend.missing()
+    if reason is not None:
+        raise BackendError(f"backend {name!r} {reason}")
+    return backend
+
+
+def gpu_missing() -> str | None:
+    """The reason shared by every backend that needs an NVIDIA GPU, or None when there is one."""
+    if torch.cuda.is_available():
+        return None
+    return "needs an NVIDIA GPU with CUDA, and none is available: use backend='cpu' (or 'auto')"
+
+
+def folded(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The network with BatchNorm folded into its convolutions, on ``device``, channels-last:
+    where every backend starts."""
+    from realtime.engine.fold import fold_batchnorm
+    model, count = fold_batchnorm(model, torch.zeros(1, 3, 64, 64))
+    log.info("folded %d BatchNorms into their convolutions", count)
+    return model.to(device).to(memory_format=torch.channels_last)
+
+
+def short(dtype: torch.dtype) -> str:
+    return {v: k for k, v in PRECISIONS.items()}[dtype]
+
+
+def _load_families() -> None:
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+__all__ = ["PRECISIONS", "Backend", "BackendError", "BuildRequest", "Runner", "available",
+           "folded", "get", "gpu_missing", "names", "one_line", "register", "resolve"]
+
+_load_families()  # last: the families import what is defined above

@@ -1,0 +1,136 @@
+"""``openvino``: the CPU through OpenVINO (its own graph compiler and oneDNN kernels), fp32.
+
+The folded network is traced once (seconds) and kept on disk as OpenVINO IR under a key of
+the weights and library versions (reading it back takes a fraction of a second), then
+compiled for the CPU per batch size seen, with f32 inference precision (OpenVINO's default on
+CPUs with bf16 units would be bf16: not the outputs the other backends give).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from realtime.engine import cache
+from realtime.engine.backends import Backend, BuildRequest, Runner, folded, one_line, register
+from realtime.errors import BackendError
+
+log = logging.getLogger("realtime.engine")
+
+
+def openvino_module():
+    """openvino, or None when it is not installed (or cannot load on this CPU)."""
+    try:
+        import openvino
+        return openvino
+    except Exception:
+        return None
+
+
+def missing() -> str | None:
+    if openvino_module() is None:
+        return "needs OpenVINO (pip install openvino); use backend='cpu' instead"
+    return None
+
+
+def identity(shape: tuple) -> tuple[str, dict, tuple]:
+    """Any CPU, any batch: the traced network depends on the libraries and the input side."""
+    return "cpu", {"openvino": openvino_module().__version__, "torch": torch.__version__}, shape[1:]
+
+
+def build(request: BuildRequest) -> Runner:
+    ov = openvino_module()
+    if getattr(request.model, "impl", "factored") == "kernel":
+        raise BackendError("the openvino backend converts standard operators only: use "
+                           "impl='factored' (its default)")
+    shape, ir_path = request.shape, request.artifact
+    core = ov.Core()
+    converted = _read_ir(core, ir_path) if ir_path is not None and ir_path.is_file() else None
+    if converted is None:
+        converted = _trace(ov, folded(request.model, torch.device("cpu")), shape)
+        if ir_path is not None:
+            _save_ir(ov, converted, ir_path)
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled_cache = cache.cache_root() / "openvino"
+    if cache.writable(compiled_cache, "openvino"):
+        config["CACHE_DIR"] = str(compiled_cache)
+    requests: dict[int, object] = {}
+    lock = threading.Lock()  # an infer request serves one call at a time (the app shares one)
+
+    def request_for(batch: int):
+        if batch not in requests:
+            began = time.perf_counter()
+            static = converted.clone()  # a static shape compiles to faster code than -1
+            static.reshape([batch, *shape[1:]])
+            requests[batch] = core.compile_model(static, "CPU", config).create_infer_request()
+            log.info("openvino: compiled for batch %d in %.1f s", batch,
+                     time.perf_counter() - began)
+        return requests[batch]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with lock:
+            result = request_for(x.shape[0]).infer({0: x.detach().float().contiguous().numpy()})
+            return torch.from_numpy(result[0].copy())  # the request reuses its output buffer
+
+    request_for(shape[0])  # now, so that a network OpenVINO cannot compile fails here
+    return Runner(forward, torch.float32, "openvino (cpu) fp32")
+
+
+def _trace(ov, model: torch.nn.Module, shape: tuple):
+    """The network as an OpenVINO model with the batch left open."""
+    start = time.perf_counter()
+    log.info("openvino %s: tracing the network (seconds, once per cache key)...", ov.__version__)
+    with warnings.catch_warnings():  # the tracer flags the model's shape checks
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace is deprecated
+        converted = ov.convert_model(model.to(memory_format=torch.contiguous_format),
+                                     example_input=torch.zeros(shape),
+                                     input=[ov.PartialShape([-1, *shape[1:]])])
+    log.info("openvino: traced in %.1f s", time.perf_counter() - start)
+    return converted
+
+
+def _read_ir(core, ir_path: Path):
+    """The cached network, or None (with a warning) when the file is damaged: the cache
+    only saves time, so a bad entry is traced again and overwritten."""
+    start = time.perf_counter()
+    try:
+        converted = core.read_model(str(ir_path))
+    except Exception as error:
+        log.warning("openvino: the cached network %s is unreadable (%s): tracing it again",
+                    ir_path.name, one_line(error))
+        return None
+    log.info("openvino: loaded the cached network %s in %.1f s", ir_path.name,
+             time.perf_counter() - start)
+    return converted
+
+
+def _save_ir(ov, converted, ir_path: Path) -> None:
+    """Write .xml + .bin so that a reader never sees half of them: the .xml, renamed last,
+    is the sign that both are complete. Weights stay float32 (save_model would halve them).
+    A cache that cannot be written costs the next start its tracing, nothing more."""
+    partial = ir_path.with_name(ir_path.stem + ".partial.xml")
+    try:
+        ir_path.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(converted, str(partial), compress_to_fp16=False)
+        partial.with_suffix(".bin").replace(ir_path.with_suffix(".bin"))
+        partial.replace(ir_path)
+    except (OSError, RuntimeError) as error:
+        log.warning("openvino: could not cache the traced network in %s (%s); the next start "
+                    "traces again", ir_path.parent, one_line(error))
+        for leftover in (partial, partial.with_suffix(".bin")):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+
+
+register(Backend("openvino", "OpenVINO on the CPU, fp32; the traced network is cached on disk",
+                 device="cpu", precisions=("fp32",), build=build, missing=missing,
+                 fallback="cpu", artifact_suffix=".xml", artifact_identity=identity,
+                 auto_rank=50,
+                 precision_hint="use fp32 (identical outputs), or backend='cpu' for bf16"))

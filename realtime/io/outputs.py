@@ -1,0 +1,110 @@
+"""The offline outputs of one input, each a sink fed every frame in order:
+
+- ``overlay.mp4``  H.264 yuv420p overlay at the input's own timestamps and time base
+  (variable frame rates are kept; an odd width or height is padded by one pixel repeating the
+  edge, since 4:2:0 needs even sizes - nothing is cropped).
+- ``masks.mkv``    lossless gray masks (FFV1) at the exact input size, one per frame: binary
+  0/255 or probabilities 0..255. Matroska keeps milliseconds; ``frames.jsonl`` the exact pts.
+- ``frames.jsonl`` one line per frame: index, pts (time-base ticks), time (s), whether the
+  timestamp was interpolated, polyp present, regions (box [x0, y0, x1, y1) in pixels, area,
+  score), mask age (0: offline every frame has its own mask).
+- optional ``masks/NNNNNN.png`` and ``coco.json`` (RLE segmentations of positive frames).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+
+from realtime.io.coco import CocoWriter
+from realtime.io.results import FrameResult
+from realtime.io.sinks import Sink
+from realtime.io.sources import Source
+from realtime.io.writers import MaskWriter, VideoWriter, mask_to_gray
+
+REQUIRED = ("overlay.mp4", "masks.mkv", "frames.jsonl", "summary.json")
+
+
+class OverlayVideo(Sink):
+    def __init__(self, path: Path, source: Source):
+        self.writer = VideoWriter(path, source.width, source.height, rate=source.fps or 30.0,
+                                  time_base=source.time_base)
+
+    def write(self, result: FrameResult) -> None:
+        self.writer.write(result.overlay, ticks=result.pts)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _gray(result: FrameResult, probabilities: bool):
+    binary = result.probabilities.ndim == 2
+    return mask_to_gray(result.mask, result.probabilities if probabilities and binary else None)
+
+
+class MaskVideo(Sink):
+    def __init__(self, path: Path, source: Source, probabilities: bool):
+        self.probabilities = probabilities
+        self.writer = MaskWriter(path, source.width, source.height, rate=source.fps or 30.0,
+                                 time_base=source.time_base)
+
+    def write(self, result: FrameResult) -> None:
+        self.writer.write(_gray(result, self.probabilities), ticks=result.pts)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class PngMasks(Sink):
+    def __init__(self, folder: Path, probabilities: bool):
+        self.folder, self.probabilities = folder, probabilities
+        folder.mkdir()
+
+    def write(self, result: FrameResult) -> None:
+        cv2.imwrite(str(self.folder / f"{result.index:06d}.png"), _gray(result, self.probabilities))
+
+
+class FrameLog(Sink):
+    def __init__(self, path: Path):
+        self.file = open(path, "w")
+
+    def write(self, result: FrameResult) -> None:
+        record = {"index": result.index, "pts": result.pts, "time": round(result.time, 6),
+                  "pts_interpolated": result.frame.interpolated, "polyp": result.polyp,
+                  "regions": [r.as_dict() for r in result.regions], "mask_age": 0}
+        self.file.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Coco(Sink):
+    def __init__(self, path: Path, video: str, source: Source):
+        self.writer = CocoWriter(path, video, source.width, source.height)
+
+    def write(self, result: FrameResult) -> None:
+        if result.polyp:
+            self.writer.add(result.index, result.time, result.mask, result.regions)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def offline_sinks(folder: Path, name: str, source: Source, mask_values: str = "binary",
+                  png_masks: bool = False, coco: bool = False) -> list[Sink]:
+    """Every output of one input in ``folder``, in the order they are written."""
+    probabilities = mask_values == "probabilities"
+    sinks: list[Sink] = [OverlayVideo(folder / "overlay.mp4", source),
+                         MaskVideo(folder / "masks.mkv", source, probabilities),
+                         FrameLog(folder / "frames.jsonl")]
+    if png_masks:
+        sinks.append(PngMasks(folder / "masks", probabilities))
+    if coco:
+        sinks.append(Coco(folder / "coco.json", name, source))
+    return sinks
+
+
+def is_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in REQUIRED)

@@ -1,0 +1,79 @@
+"""What the pipeline hands to sinks and to ``realtime.stream()``: one frame with its mask.
+
+The overlay is drawn when a sink first asks for it and then shared by every sink (a window,
+a recording and a web stream of one frame draw it once). What is drawn is what is exported:
+the regions listed in logs and COCO are the ones the overlay boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from realtime.io.overlay import MaskLayer, OverlayStyle, Region, draw, draw_hud
+from realtime.io.sources import SourceFrame
+
+
+@dataclass(eq=False)
+class FrameResult:
+    frame: SourceFrame
+    probabilities: np.ndarray | None  # binary: H x W float32; multi-class: K x H x W; None: no mask yet
+    mask: np.ndarray | None           # binary: H x W bool; multi-class: H x W uint8 class index
+    layer: MaskLayer | None           # the mask's regions and contours, ready to draw
+    mask_index: int | None            # the frame the mask was computed on (live: may be older)
+    captured: float = 0.0             # perf_counter when the frame was captured
+    seconds: float = 0.0              # capture time since the run started
+    mask_captured: float | None = None  # perf_counter when the mask's frame was captured
+    style: OverlayStyle = field(default_factory=OverlayStyle)
+    hud: str = ""
+    _overlay: np.ndarray | None = field(default=None, repr=False)
+    _composite: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def index(self) -> int:
+        return self.frame.index
+
+    @property
+    def pts(self) -> int:
+        return self.frame.pts
+
+    @property
+    def time_base(self) -> Fraction:
+        return self.frame.time_base
+
+    @property
+    def time(self) -> float:
+        return self.frame.time
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.frame.image
+
+    raw = image  # the frame as captured, beside ``overlay``
+
+    @property
+    def regions(self) -> list[Region]:
+        return self.layer.regions if self.layer is not None else []
+
+    @property
+    def polyp(self) -> bool:
+        return self.mask is not None and bool(self.mask.any())
+
+    @property
+    def overlay(self) -> np.ndarray:
+        """The frame with its mask drawn over it (drawn once)."""
+        if self._overlay is None:
+            layer = self.layer
+            if layer is not None and layer.shape != self.image.shape[:2]:
+                layer = None  # the source changed size: no mask until one of the new size
+            self._overlay = draw(self.image, layer, self.style)
+        return self._overlay
+
+    @property
+    def composite(self) -> np.ndarray:
+        """The overlay with the status line (made once, shared by all sinks)."""
+        if self._composite is None:
+            self._composite = draw_hud(self.overlay.copy(), self.hud) if self.hud else self.overlay
+        return self._composite

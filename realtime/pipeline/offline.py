@@ -1,0 +1,126 @@
+"""Offline annotation: every frame of a recorded procedure, in order, with exact masks.
+
+The core's ``every`` policy (blocking hand-overs, batched inference, nothing dropped) feeds
+the offline sinks (``realtime.io.outputs``: overlay video, lossless mask video, frame log,
+optional PNG masks and COCO). Everything is written into ``OUT/.<stem>.partial/`` and renamed
+to ``OUT/<stem>/`` when complete: a folder named after an input is always a finished result,
+and an input that fails or is interrupted leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from m2snet.files import atomic_directory, write_json
+from realtime.errors import SourceError
+from realtime.io.inputs import InputSpec, expand_inputs
+from realtime.io.outputs import REQUIRED, is_complete, offline_sinks
+from realtime.io.overlay import OverlayStyle
+from realtime.io.sources import Source
+from realtime.pipeline.core import Pipeline, PipelineOptions
+
+__all__ = ["AnnotateOptions", "InputSpec", "annotate_one", "expand_inputs", "is_complete"]
+
+
+@dataclass
+class AnnotateOptions:
+    batch: int = 1
+    mask_values: str = "binary"          # or "probabilities"
+    png_masks: bool = False
+    coco: bool = False
+    image_fps: float = 30.0              # timestamps given to image sequences
+    style: OverlayStyle = field(default_factory=OverlayStyle)
+    min_area: int = 64
+    threshold: float | None = None       # None: the Segmenter's own
+    progress: bool = True
+
+
+def annotate_one(spec: InputSpec, segmenter, out_dir: Path, options: AnnotateOptions) -> dict:
+    """Annotate one input into ``out_dir/<stem>/``; returns its summary. On any failure or
+    interruption nothing of this input is left in ``out_dir``."""
+    source = spec.open(options.image_fps)
+    try:
+        with atomic_directory(out_dir / spec.stem) as folder:
+            summary = _annotate(spec, source, segmenter, folder, options)
+    finally:
+        source.close()
+    summary["output"] = str(out_dir / spec.stem)
+    return summary
+
+
+@dataclass
+class _Counts:
+    frames: int = 0
+    positive: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+
+
+def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
+              options: AnnotateOptions) -> dict:
+    pipeline = Pipeline(source, segmenter, PipelineOptions(
+        policy="every", batch=options.batch, min_area=options.min_area,
+        threshold=options.threshold, style=options.style), name=spec.source)
+    sinks = offline_sinks(folder, spec.stem, source, options.mask_values, options.png_masks,
+                          options.coco)
+    counts, started, wall = _Counts(), time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
+    progress = _progress(spec, source, options)
+    try:
+        for result in pipeline:
+            t = time.perf_counter()
+            for sink in sinks:
+                sink.write(result)
+            pipeline.stats.stage("sink", time.perf_counter() - t)
+            counts.frames += 1
+            counts.positive += result.polyp
+            counts.first_time = result.time if counts.first_time is None else counts.first_time
+            counts.last_time = result.time
+            progress.update(1)
+    finally:
+        progress.close()
+        for sink in sinks:
+            sink.close()
+    if counts.frames == 0:
+        raise SourceError(f"{spec.source}: no decodable frame")
+    wall = time.perf_counter() - wall
+    summary = _summary(spec, source, segmenter, options, pipeline, counts, wall)
+    summary["started"], summary["finished"] = started, time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_json(folder / "summary.json", summary)
+    return summary
+
+
+def _summary(spec: InputSpec, source: Source, segmenter, options: AnnotateOptions,
+             pipeline: Pipeline, counts: _Counts, wall: float) -> dict:
+    stats = pipeline.stats
+    busy = {"decode_s": stats.busy("capture"),
+            "infer_s": stats.busy("infer") + stats.busy("analyze"),
+            "write_s": stats.busy("draw") + stats.busy("sink")}
+    info = getattr(segmenter, "info", None)
+    threshold = options.threshold if options.threshold is not None else segmenter.threshold
+    return {
+        "input": spec.source, "kind": spec.kind, "frames": counts.frames,
+        "width": source.width, "height": source.height,
+        "time_base": str(source.time_base), "nominal_fps": source.fps or 30.0,
+        "first_time": counts.first_time, "last_time": counts.last_time,
+        "damaged_packets_skipped": source.damaged if spec.kind == "video" else 0,
+        "unreadable_images_skipped": source.damaged if spec.kind == "images" else 0,
+        "interpolated_timestamps": source.interpolated, "frames_with_polyp": counts.positive,
+        "model": {"weights": str(segmenter.weights),
+                  "backend": info.runner if info is not None else "model",
+                  "input_size": segmenter.size, "threshold": threshold},
+        "settings": {"batch": options.batch, "mask_values": options.mask_values,
+                     "png_masks": options.png_masks, "coco": options.coco,
+                     "min_area": options.min_area, "overlay_alpha": options.style.alpha},
+        "timings": {**{k: round(v, 3) for k, v in busy.items()}, "wall_s": round(wall, 3),
+                    "fps": round(counts.frames / wall, 2) if wall else None},
+        "outputs": [*REQUIRED, *(["masks/"] if options.png_masks else []),
+                    *(["coco.json"] if options.coco else [])],
+    }
+
+
+def _progress(spec: InputSpec, source: Source, options: AnnotateOptions):
+    from tqdm import tqdm
+    return tqdm(total=source.frame_count, desc=spec.stem, unit="frame", dynamic_ncols=True,
+                disable=not options.progress, leave=True)
