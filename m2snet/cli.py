@@ -115,12 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "make synthetic colonoscopy data.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_inspect(sub)
+    _add_convert(sub)
+    _add_phantom(sub)
+    _add_eval(sub)
+    _add_train(sub)
+    return parser
 
+
+def _add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="show the model a weights file describes and check "
                                        "that it loads strictly")
     p.add_argument("weights", help="the authors' .pth or one of our checkpoints")
     p.set_defaults(run=_inspect)
 
+
+def _add_convert(sub) -> None:
     p = sub.add_parser("convert", help="write the authors' .pth as a self-describing checkpoint")
     p.add_argument("weights", help="input weights (the authors' .pth)")
     p.add_argument("output", help="output file (written atomically)")
@@ -133,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "size; loading restores float32)")
     p.set_defaults(run=_convert)
 
+
+def _add_phantom(sub) -> None:
     p = sub.add_parser("phantom", help="write synthetic colonoscopy frames and exact polyp "
                                        "masks (images/ and masks/, PNG)")
     p.add_argument("--out", required=True, help="output folder")
@@ -147,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="the paper's metrics (PraNet's convention, pysodmetrics)",
                        description="Evaluate saved predictions against masks (--pred, --gt) "
                                    "or a model on an images/ + masks/ folder (--weights, "
@@ -163,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the metrics as JSON here")
     p.set_defaults(run=_eval)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train on image/mask folders with the paper's recipe")
     p.add_argument("config", nargs="?", help="YAML config (configs/train/*.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
@@ -175,7 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="stop after N epochs in this invocation (resume later)")
     p.set_defaults(run=_train)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

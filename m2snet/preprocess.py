@@ -34,9 +34,16 @@ def affine_on(norm: Normalization, device: torch.device) -> tuple[torch.Tensor, 
 
 
 def normalize(images: torch.Tensor, norm: Normalization) -> torch.Tensor:
-    """N x 3 x H x W pixels in 0..255 (uint8 or float) -> normalized float32, same size."""
-    scale, offset = affine_on(norm, images.device)
-    return torch.addcmul(offset, images.float(), scale)
+    """N x 3 x H x W pixels in 0..255 (uint8 or float) -> normalized float32, same size, in
+    the formula's own order (divide, subtract, divide): what training and its validation
+    compute, bit for bit what earlier runs trained on. The runtime's fused form
+    (``affine``) differs from it by float rounding only."""
+    mean = torch.tensor(norm.mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(norm.std, device=images.device).view(1, 3, 1, 1)
+    x = images.float() / 255.0
+    if norm.max_value != 1.0:
+        x = x * norm.max_value
+    return (x - mean) / std
 
 
 def torch_resize_normalize(batch: torch.Tensor, size: int, norm: Normalization) -> torch.Tensor:
@@ -47,7 +54,8 @@ def torch_resize_normalize(batch: torch.Tensor, size: int, norm: Normalization) 
         shrinking = x.shape[-2] > size or x.shape[-1] > size
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=shrinking)
-    return normalize(x, norm)
+    scale, offset = affine_on(norm, x.device)
+    return torch.addcmul(offset, x, scale)
 
 
 def resize_normalize(batch: torch.Tensor, size: int, norm: Normalization,

@@ -10,12 +10,9 @@ self-describing checkpoints last.pt / best.pt (best by validation Dice at 0.5).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,105 +25,18 @@ from torch.utils.data.distributed import DistributedSampler
 
 import m2snet
 from m2snet import distributed
-from m2snet.checkpoint import IMAGENET, save_checkpoint
+from m2snet.checkpoint import IMAGENET
 from m2snet.data import SegmentationFolder
 from m2snet.losses import build_lossnet, multiclass_loss, structure_loss
-from m2snet.errors import M2SNetError
-from m2snet.files import atomic_path, write_text
+from m2snet.files import write_text
 from m2snet.preprocess import normalize
+from m2snet.train_config import ConfigError, DataConfig, TrainConfig, learning_rate, load_config
+from m2snet.train_state import end_of_epoch, resume_state, set_rng_state
+
+__all__ = ["ConfigError", "DataConfig", "TrainConfig", "learning_rate", "load_config", "train",
+           "validate"]
 
 log = logging.getLogger("m2snet.train")
-
-
-@dataclass
-class DataConfig:
-    train: str = ""
-    val: str = ""
-    test: str = ""     # held out: for `python -m m2snet eval --data`, never read in training
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "m2snet"
-    backbone: str = "res2net50d"
-    width: int = 64
-    num_classes: int = 1
-    input_size: int = 352
-    scales: list = field(default_factory=lambda: [224, 256, 288, 320, 352])
-    epochs: int = 50
-    batch_size: int = 16
-    optimizer: str = "sgd"          # sgd (the recipe) or adamw
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "triangular"    # triangular (the recipe), cosine, constant
-    lossnet: str = "off"            # off, random, or a path to torchvision vgg16 weights
-    lossnet_weight: float = 0.1
-    pretrained_backbone: bool = False
-    seed: int = 0
-    workers: int = 2
-    max_minutes: float = 0.0        # stop after this long (0: no limit); the run stays valid
-    channels_last: bool = True      # same math; a training step took 26% less time on the CPU
-    bn_recalibrate: int = 0         # after the last epoch, re-estimate BatchNorm statistics
-                                    # over this many un-augmented batches at input_size
-    data: DataConfig = field(default_factory=DataConfig)
-
-
-class ConfigError(M2SNetError, ValueError):
-    """An unknown key or a value of the wrong type in a training config."""
-
-
-def _apply(target, values: dict, prefix: str = "") -> None:
-    names = {f.name: f for f in dataclasses.fields(target)}
-    for key, value in values.items():
-        if key not in names:
-            raise ConfigError(f"unknown config key '{prefix}{key}'; known: {', '.join(names)}")
-        current = getattr(target, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key {prefix}{key} takes a mapping, got {value!r}")
-            _apply(current, value, f"{prefix}{key}.")
-            continue
-        kind = type(current)
-        if kind is float and isinstance(value, int):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ConfigError(f"config key {prefix}{key} takes {kind.__name__}, got {value!r}")
-        setattr(target, key, value)
-
-
-def load_config(path: str | Path | None, overrides: list[str]) -> TrainConfig:
-    """YAML file, then ``key=value`` (dotted keys, YAML values) overrides; unknown keys fail."""
-    config = TrainConfig()
-    if path is not None:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: a training config is a YAML mapping")
-        _apply(config, values)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} is not key=value")
-        nested: dict = {}
-        cursor = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = yaml.safe_load(raw)
-        _apply(config, nested)
-    return config
-
-
-def learning_rate(config: TrainConfig, epoch: float) -> float:
-    """The rate for (fractional) ``epoch``: the recipe's triangular schedule changes once per
-    epoch; cosine follows the step (``epoch + step / steps``) down to zero at the end, so a
-    short run ends annealed instead of on its last epoch's plateau."""
-    e, total = epoch, config.epochs
-    if config.schedule == "triangular":
-        return config.lr * (1 - abs(2 * (e + 1) / (total + 1) - 1))
-    if config.schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * e / total))
-    return config.lr
 
 
 def _normalize(images: torch.Tensor) -> torch.Tensor:
@@ -157,44 +67,6 @@ def validate(model, loader, device) -> float:
     return float(np.mean(scores))
 
 
-STATE = "state.pt"  # optimizer, scaler, RNG states and history: what --resume needs
-
-
-def _save_state(out: Path, **state) -> None:
-    with atomic_path(out / STATE) as partial:
-        torch.save(state, partial)
-
-
-def _rng_state() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-            "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
-            "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": pos,
-            "numpy_gauss": (has_gauss, cached)}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
-                         *state["numpy_gauss"]))
-
-
-def _resume_state(config: TrainConfig, out: Path) -> dict:
-    path = out / STATE
-    if not path.is_file():
-        raise ConfigError(f"{out}: nothing to resume (no {STATE}; it is written after each "
-                          f"epoch)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved, now = state["config"], dataclasses.asdict(config)
-    changeable = {"epochs", "max_minutes", "workers"}
-    changed = [k for k in now if k not in changeable and now[k] != saved.get(k)]
-    if changed:
-        raise ConfigError(f"cannot resume {out} with a different {', '.join(changed)} "
-                          f"(only {', '.join(sorted(changeable))} may change)")
-    return state
-
-
 def train(config: TrainConfig, out: Path, progress: bool = True, resume: bool = False,
           stop_after: int | None = None) -> dict:
     """Train into ``out``. ``resume`` continues the run in ``out`` after its last finished
@@ -215,7 +87,7 @@ def _train(config: TrainConfig, out: Path, progress: bool, resume: bool,
     random.seed(config.seed)  # the same on every process: one multi-scale size per step
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    state = _resume_state(config, out) if resume else None
+    state = resume_state(config, out) if resume else None
     _prepare_run_folder(config, out, resume, ctx)
     run = _Run.build(config, ctx, state)
     start, best, history, first = time.monotonic(), -1.0, [], 0
@@ -223,7 +95,7 @@ def _train(config: TrainConfig, out: Path, progress: bool, resume: bool,
         run.optimizer.load_state_dict(state["optimizer"])
         run.scaler.load_state_dict(state["scaler"])
         best, history, first = state["best"], state["history"], state["epoch"]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         if ctx.main:
             log.info("resuming %s after epoch %d of %d", out, first, config.epochs)
     deadline = start + config.max_minutes * 60 if config.max_minutes > 0 else None
@@ -239,7 +111,7 @@ def _train(config: TrainConfig, out: Path, progress: bool, resume: bool,
             record["val_dice"] = validate(run.net, run.val_loader, ctx.device)
         history.append(record)
         if ctx.main:
-            best = _end_of_epoch(config, out, record, best, history, run.net, run.optimizer,
+            best = end_of_epoch(config, out, record, best, history, run.net, run.optimizer,
                                  run.scaler)
         distributed.barrier(ctx)
         if stopped:
@@ -424,26 +296,3 @@ def recalibrate_batchnorm(net, config: TrainConfig, device, layout, world: int =
         m.momentum = momentum
     log.info("BatchNorm statistics re-estimated over %d batches at %d px",
              min(step + 1, config.bn_recalibrate), config.input_size)
-
-
-def _end_of_epoch(config, out, record, best, history, net, optimizer, scaler) -> float:
-    """Process 0: log the epoch, write last/best checkpoints and the resumable state."""
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    log.info("epoch %d: %s", record["epoch"], ", ".join(
-        f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
-    net.eval()
-    extra = {"epoch": record["epoch"], "loss": record["loss"]}
-    if "val_dice" in record:
-        extra["val_dice"] = record["val_dice"]
-    save_checkpoint(net, out / "last.pt", input_size=config.input_size,
-                    normalization=IMAGENET, extra=extra)
-    score = record.get("val_dice", -record["loss"])
-    if score > best:
-        best = score
-        save_checkpoint(net, out / "best.pt", input_size=config.input_size,
-                        normalization=IMAGENET, extra=extra)
-    _save_state(out, config=dataclasses.asdict(config), epoch=record["epoch"], best=best,
-                history=history, model=net.state_dict(), optimizer=optimizer.state_dict(),
-                scaler=scaler.state_dict(), rng=_rng_state())
-    return best

@@ -110,3 +110,19 @@ def test_cpu_engine_input_agrees_with_the_device_path():
     assert ours.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(ours, device_path, rtol=0, atol=3e-4)
     assert resize_normalize(frames, 352, IMAGENET, torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_training_normalization_and_the_runtimes_agree_to_float_rounding():
+    """Training keeps the formula's own order (divide, subtract, divide); the runtime fuses it
+    into one multiply-add: the same numbers up to float32 rounding, for both conventions."""
+    from m2snet.checkpoint import AUTHORS_TRAINING, IMAGENET
+    from m2snet.preprocess import normalize, resize_normalize, torch_resize_normalize
+    frames = _frames(2, 48, 48, seed=5)  # at the network's side: nothing is resized
+    pixels = frames.permute(0, 3, 1, 2)
+    for norm in (IMAGENET, AUTHORS_TRAINING):
+        exact = (pixels.double() / 255 * norm.max_value
+                 - torch.tensor(norm.mean, dtype=torch.float64).view(1, 3, 1, 1)) \
+            / torch.tensor(norm.std, dtype=torch.float64).view(1, 3, 1, 1)
+        for computed in (normalize(pixels, norm), torch_resize_normalize(frames, 48, norm),
+                         resize_normalize(frames, 48, norm, channels_last=False)):
+            torch.testing.assert_close(computed.double(), exact, rtol=0, atol=2e-6)

@@ -17,7 +17,7 @@ import cv2  # OpenCV before PyAV
 import av
 import numpy as np
 
-from realtime.io.sources import MILLISECONDS
+from realtime.io.source_base import MILLISECONDS
 
 log = logging.getLogger("realtime.video")
 
