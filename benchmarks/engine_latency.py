@@ -49,10 +49,8 @@ def run(args: argparse.Namespace) -> dict:
         and torch.cuda.is_available() else "cpu"
     authors = m2snet.create_model(**m2snet.VARIANTS[args.variant], weights=weights,
                                   impl="dense").to(device)
-    norm = m2snet.IMAGENET
-    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
-    x = (x - torch.tensor(norm.mean).view(1, 3, 1, 1)) / torch.tensor(norm.std).view(1, 3, 1, 1)
-    x = x.to(device)
+    from m2snet.preprocess import normalize
+    x = normalize(torch.from_numpy(frame).permute(2, 0, 1)[None], m2snet.IMAGENET).to(device)
     with torch.inference_mode():
         reference = torch.sigmoid(authors(x))[0, 0].cpu()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)

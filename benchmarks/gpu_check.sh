@@ -13,6 +13,8 @@ OUT=${OUT:-benchmarks/results/gpu}
 LOG="$OUT/gpu_check.log"
 PLOTS=/tmp/gpu_check_plots
 mkdir -p "$OUT" "$PLOTS"
+# The scripts import the checkout's packages (the GPU image has no editable install of it).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # The GPU machine cannot reach a package index: the wheels travel with the working tree.
 if compgen -G ".whl/*.whl" >/dev/null; then

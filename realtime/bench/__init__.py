@@ -11,7 +11,6 @@ the same run.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import sys
@@ -61,11 +60,12 @@ QUICK = {"models": ["demo"], "batches": [1], "sizes": [256],
 
 
 def default_backends(gpu: bool) -> list[str]:
-    """What a bench compares unless told otherwise: the GPU's eager path, or on a CPU the
-    cpu backend beside OpenVINO when it is installed."""
+    """What a bench compares unless told otherwise: the GPU's eager path, or on a CPU every
+    CPU backend that runs here (cpu, and openvino when it is installed)."""
+    from realtime.engine import backends
     if gpu:
         return ["cuda"]
-    return ["cpu", "openvino"] if importlib.util.find_spec("openvino") else ["cpu"]
+    return [name for name in backends.available() if backends.get(name).device == "cpu"]
 
 
 def default_precisions(gpu: bool) -> list[str]:

@@ -54,9 +54,9 @@ def calibrate(model: torch.nn.Module, frames: np.ndarray) -> torch.nn.Module:
     """BatchNorm-calibrated random weights (``m2snet.calibration``) on ImageNet-normalized
     ``frames``, so the outputs to compare are not all saturated at 0 or 1."""
     from m2snet.calibration import calibrate as calibrate_batchnorm
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / \
-        torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    from m2snet.checkpoint import IMAGENET
+    from m2snet.preprocess import normalize
+    x = normalize(torch.from_numpy(frames).permute(0, 3, 1, 2), IMAGENET)
     return calibrate_batchnorm(model, x)
 
 
@@ -167,8 +167,9 @@ def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progre
 
 
 def build_cases(args) -> list[Case]:
-    """Every combination, less those that cannot run: OpenVINO converts standard operators
-    only, so it runs the factored unit (its speed-up is taken over the cpu reference)."""
+    """Every combination, less those that cannot run: a backend times the subtraction units
+    it runs (OpenVINO: the factored one; its speed-up is then taken over the reference row
+    of another backend on its device)."""
     return [Case(*values) for values in itertools.product(
         args.models, args.backends, args.precisions, args.batches, args.sizes, args.impls)
-        if values[4] % 32 == 0 and (values[1] != "openvino" or values[5] == "factored")]
+        if values[4] % 32 == 0 and IMPLS[values[5]] in backends.get(values[1]).impls]

@@ -80,6 +80,7 @@ class Segmenter:
         entry = backends.resolve(backend)
         precision = precision or entry.precision_default()
         entry.check_precision(precision)
+        entry.check_impl(impl or entry.default_impl)
         model, ckpt = m2snet.load_model(path, impl=impl or entry.default_impl)
         size = int(size or ckpt.input_size)
         if size <= 0 or size % 32:

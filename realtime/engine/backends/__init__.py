@@ -58,6 +58,7 @@ class Backend:
     precisions: tuple[str, ...]         # those it accepts on its device
     build: Callable[[BuildRequest], Runner]
     default_impl: str = "factored"      # the subtraction unit it runs best
+    impls: tuple[str, ...] = ("dense", "factored", "kernel")  # the units it can run
     default_precision: str | None = None  # None: fp32 on the CPU, fp16 on a GPU
     missing: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
     fallback: str | None = None         # what auto uses when this cannot prepare a network
@@ -75,6 +76,11 @@ class Backend:
         if self.default_precision:
             return self.default_precision
         return "fp32" if self.torch_device().type == "cpu" else "fp16"
+
+    def check_impl(self, impl: str) -> None:
+        if impl not in self.impls:
+            raise BackendError(f"the {self.name} backend runs the {' or '.join(self.impls)} "
+                               f"subtraction unit: use impl={self.default_impl!r} (its default)")
 
     def check_precision(self, precision: str) -> torch.dtype:
         if precision not in PRECISIONS:

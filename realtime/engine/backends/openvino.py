@@ -19,7 +19,6 @@ import torch
 
 from realtime.engine import cache
 from realtime.engine.backends import Backend, BuildRequest, Runner, folded, one_line, register
-from realtime.errors import BackendError
 
 log = logging.getLogger("realtime.engine")
 
@@ -46,9 +45,6 @@ def identity(shape: tuple) -> tuple[str, dict, tuple]:
 
 def build(request: BuildRequest) -> Runner:
     ov = openvino_module()
-    if getattr(request.model, "impl", "factored") == "kernel":
-        raise BackendError("the openvino backend converts standard operators only: use "
-                           "impl='factored' (its default)")
     shape, ir_path = request.shape, request.artifact
     core = ov.Core()
     converted = _read_ir(core, ir_path) if ir_path is not None and ir_path.is_file() else None
@@ -132,5 +128,5 @@ def _save_ir(ov, converted, ir_path: Path) -> None:
 register(Backend("openvino", "OpenVINO on the CPU, fp32; the traced network is cached on disk",
                  device="cpu", precisions=("fp32",), build=build, missing=missing,
                  fallback="cpu", artifact_suffix=".xml", artifact_identity=identity,
-                 auto_rank=50,
+                 auto_rank=50, impls=("factored",),
                  precision_hint="use fp32 (identical outputs), or backend='cpu' for bf16"))
