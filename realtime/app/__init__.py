@@ -64,15 +64,31 @@ def build_app(config: AppConfig):
 
 
 def serve(config: AppConfig, host: str, port: int) -> None:
+    """Serve until Ctrl-C, which ends in KeyboardInterrupt (exit code 130) whenever it comes:
+    uvicorn shuts down gracefully and re-raises the signal, and before it takes the signal
+    over (or after) our own handler turns it into KeyboardInterrupt at once."""
+    import signal
+
     import uvicorn
     app = build_app(config)
-    where = f"http://{host}:{port}/"
-    print(f"M2SNet app: {where} (work folder {config.workdir}; "
-          f"{'password required' if config.auth else 'no password'}); Ctrl-C stops it",
-          flush=True)
-    if host not in ("127.0.0.1", "localhost", "::1") and not config.auth:
-        log.warning("listening on %s without --auth: anyone who can reach this machine can "
-                    "use the app", host)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
 
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
 
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        print(f"M2SNet app: http://{host}:{port}/ (work folder {config.workdir}; "
+              f"{'password required' if config.auth else 'no password'}); Ctrl-C stops it",
+              flush=True)
+        if host not in ("127.0.0.1", "localhost", "::1") and not config.auth:
+            log.warning("listening on %s without --auth: anyone who can reach this machine "
+                        "can use the app", host)
+        server.run()
+    except SystemExit:  # uvicorn's way of failing to start (it has logged why)
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not server.started:
+        raise OSError(f"the app could not listen on {host}:{port} (in use, or not an address "
+                      f"of this machine)")
