@@ -192,6 +192,10 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
                         f"{_listed(misshaped)})")
     if problems:
         raise CheckpointError(f"{source}: does not fit {describe(model)}: " + "; ".join(problems))
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{source}: {len(broken)} entries hold NaN or infinite values "
+                              f"({_listed(broken)}): these weights cannot be used")
     model.load_state_dict(state, strict=True)
 
 

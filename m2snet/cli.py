@@ -170,7 +170,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--gt", help="folder of ground-truth masks (binarized at 128)")
     p.add_argument("--weights", help="checkpoint to evaluate on --data")
     p.add_argument("--data", help="folder with images/ and masks/")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (with --weights)")
+    p.add_argument("--backend", "--device", dest="device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the model runs with --weights: cpu or cuda (default cpu)")
     p.add_argument("--class-values", metavar="V1,V2,...",
                    help="multi-class maps: the pixel value of each class (GOALS: 0,80,160,255); "
                         "reports per-class Dice")
@@ -193,8 +194,24 @@ def _add_train(sub) -> None:
     p.set_defaults(run=_train)
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like ``parse_args``, but ``key=value`` overrides may also follow the options
+    (``train CONFIG --out RUN data.train=DIR``), in every command that takes them."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        overrides = getattr(args, "overrides", None)
+        if overrides is None or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        overrides.extend(extra)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_reporting_errors(build_parser().parse_args(argv))
+    try:
+        args = parse(build_parser(), argv)
+    except KeyboardInterrupt:
+        return 130
+    return run_reporting_errors(args)
 
 
 if __name__ == "__main__":

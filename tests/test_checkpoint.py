@@ -193,3 +193,14 @@ def test_half_checkpoint_is_smaller_and_loads_as_float32(tmp_path):
     assert loaded.conv_5.norm.running_var[0] == 4.0e6
     weight = model.x5_x4[0].weight
     torch.testing.assert_close(loaded.x5_x4[0].weight, weight.half().float())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load(tmp_path, bad):
+    state = authors_state_dict("m2snet")
+    state["resnet.layer1.0.conv1.weight"][0, 0, 0, 0] = bad
+    path = tmp_path / "broken.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"broken.pth: 1 entries hold NaN or infinite "
+                                              r"values \(resnet.layer1.0.conv1.weight\)"):
+        m2snet.create_model("m2snet", weights=path)

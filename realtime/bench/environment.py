@@ -39,7 +39,8 @@ def describe_environment() -> dict:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             driver = None
     return {"cpu": cpu_name(), "gpu": gpu, "driver": driver, "cuda": torch.version.cuda if gpu else None,
-            "torch": torch.__version__, "torch_tensorrt": v("torch-tensorrt"), "timm": v("timm"),
+            "torch": torch.__version__, "torch_tensorrt": v("torch-tensorrt"),
+            "openvino": v("openvino"), "timm": v("timm"),
             "numba": v("numba"), "av": v("av"), "opencv": v("opencv-python"),
             "python": platform.python_version(), "threads": torch.get_num_threads(),
             "hostname": socket.gethostname()}

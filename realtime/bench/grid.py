@@ -114,10 +114,16 @@ def measure_group(cases: list[Case], weights: Path | None, truth: np.ndarray, wa
         mask, expected = probabilities > segmenter.threshold, truth > segmenter.threshold
         total = mask.sum() + expected.sum()
         median = statistics.median(spent)
+        p99 = float(np.percentile(spent, 99))
+        if p99 > 2 * median:
+            log.warning("%s %s %s batch %d size %d %s: noisy timings (p99 %.1f ms, median %.1f "
+                        "ms): something else used the machine; compare medians only",
+                        case.model, case.backend, case.precision, case.batch, case.size,
+                        case.impl, p99 * 1e3, median * 1e3)
         rows.append({
             **asdict(case), "device": torch.cuda.get_device_name() if cuda else "cpu",
             "fps": case.batch / median,
-            "latency_ms": {"p50": median * 1e3, "p99": float(np.percentile(spent, 99)) * 1e3},
+            "latency_ms": {"p50": median * 1e3, "p99": p99 * 1e3},
             "peak_memory_mb": peak,
             "max_prob_diff": float(np.abs(probabilities - truth).max()),
             "mask_dice": 1.0 if total == 0 else float(2 * (mask & expected).sum() / total),

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from m2snet.errors import one_line
-from realtime.cli.common import add_runtime_arguments, make_segmenter
+from realtime.cli.common import add_runtime_arguments, make_segmenter, next_free
+from realtime.errors import SourceError
 from realtime.io.overlay import OverlayStyle
 from realtime.pipeline.offline import (AnnotateOptions, InputSpec, annotate_one, expand_inputs,
                                        is_complete)
@@ -20,7 +21,8 @@ log = logging.getLogger("realtime.annotate")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="video files, image folders, or globs (quote them)")
-    parser.add_argument("--out", required=True, help="output folder: one subfolder per input")
+    parser.add_argument("--out", help="output folder, one subfolder per input (default: a new "
+                                      "numbered folder, runs/annotate, runs/annotate2, ...)")
     add_runtime_arguments(parser)
     parser.add_argument("--batch", type=int, default=1, help="frames per inference (default 1)")
     parser.add_argument("--mask-values", choices=("binary", "probabilities"), default="binary",
@@ -32,32 +34,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frame rate given to image sequences (default 30)")
     parser.add_argument("--resume", action="store_true",
                         help="skip inputs whose outputs are already complete")
-    parser.add_argument("--alpha", type=float, default=0.35, help="overlay fill opacity")
+    parser.add_argument("--alpha", type=float, default=0.35,
+                        help="overlay fill opacity, 0..1 (default 0.35)")
     parser.add_argument("--no-boxes", action="store_true", help="no boxes or confidences")
     parser.add_argument("--min-area", type=int, default=64,
-                        help="regions below this many pixels are not listed or boxed")
+                        help="regions below this many pixels are not listed or boxed "
+                             "(default 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _checked(spec, image_fps: float):
+    """The input, or the error that opening it gives."""
+    if not isinstance(spec, InputSpec):
+        return spec
+    try:
+        spec.open(image_fps).close()
+    except SourceError as error:
+        return error
+    return spec
 
 
 def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
-    out = Path(args.out)
+    if args.out is None and args.resume:
+        raise ValueError("--resume needs --out: the folder of the run to continue")
+    out = Path(args.out) if args.out else next_free("runs/annotate")
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
-    inputs = expand_inputs(args.inputs)
+    # every input is opened once before the model loads: bad ones fail in seconds, in order
+    inputs = [_checked(spec, args.fps) for spec in expand_inputs(args.inputs)]
     options = AnnotateOptions(batch=args.batch, mask_values=args.mask_values,
                               png_masks=args.png_masks, coco=args.coco, image_fps=args.fps,
                               min_area=args.min_area, progress=not args.quiet,
                               style=OverlayStyle(alpha=args.alpha, boxes=not args.no_boxes,
                                                  scores=not args.no_boxes))
+    failed = [str(spec) for spec in inputs if not isinstance(spec, InputSpec)]
+    for message in failed:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    todo = [spec for spec in inputs if isinstance(spec, InputSpec)]
+    if not todo:
+        print(f"0 of {len(inputs)} inputs complete", flush=True)
+        return 1
     segmenter = make_segmenter(args)
-    complete, failed = [], []
-    for spec in inputs:
-        if not isinstance(spec, InputSpec):
-            print(f"error: {spec}", file=sys.stderr, flush=True)
-            failed.append(str(spec))
-            continue
+    complete: list[str] = []
+    for spec in todo:
         if args.resume and is_complete(out / spec.stem):
             print(f"{spec.stem}: already complete, skipped", flush=True)
             complete.append(spec.stem)

@@ -17,20 +17,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a small grid (demo model, the default backends, 256, three "
                         "subtraction units) and a short 360p end-to-end run: about a minute "
                         "on a CPU")
-    p.add_argument("--models", default="demo,m2snet",
+    p.add_argument("--models", "--model", "--weights", dest="models", default="demo,m2snet",
                    help="comma list: demo (bundled), m2snet / msnet (Res2Net-50, random "
                         "weights), or checkpoint files (default demo,m2snet)")
     backends = ",".join(default_backends(gpu))
-    p.add_argument("--backends", default=backends,
+    p.add_argument("--backends", "--backend", dest="backends", default=backends,
                    help=f"comma list (default {backends}; openvino runs the factored unit "
                         f"only; end to end runs auto's choice when listed)")
-    p.add_argument("--precisions", default=",".join(default_precisions(gpu)),
-                   help="comma list of fp32, fp16, bf16")
-    p.add_argument("--batches", default="1,4", help="comma list (default 1,4)")
-    p.add_argument("--sizes", default="256,352", help="network input sides (default 256,352)")
-    p.add_argument("--impls", default="reference,factored,kernel",
+    precisions = ",".join(default_precisions(gpu))
+    p.add_argument("--precisions", "--precision", dest="precisions", default=precisions,
+                   help=f"comma list of fp32, fp16, bf16 (default {precisions})")
+    p.add_argument("--batches", "--batch", dest="batches", default="1,4",
+                   help="comma list (default 1,4)")
+    p.add_argument("--sizes", "--size", dest="sizes", default="256,352",
+                   help="network input sides (default 256,352)")
+    p.add_argument("--impls", "--impl", dest="impls", default="reference,factored,kernel",
                    help="subtraction units: reference (the authors' dense form), factored, "
-                        "kernel (fused)")
+                        "kernel (fused) (default: all three)")
     p.add_argument("--repeats", type=int, default=15, help="timed runs per case (default 15)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--e2e-height", type=int, default=1080 if gpu else 720,

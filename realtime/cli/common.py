@@ -4,6 +4,7 @@ everywhere) and building the Segmenter from them."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def backend_names() -> tuple[str, ...]:
@@ -24,6 +25,18 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                                                 "(default: the checkpoint's)")
     group.add_argument("--threshold", type=float, default=0.5,
                        help="probability above which a pixel is polyp (default 0.5)")
+
+
+def next_free(path: str | Path) -> Path:
+    """``path`` if nothing has that name yet, else the first free of path2, path3, ... (a
+    file keeps its suffix: demo.mp4, demo2.mp4): earlier results are never overwritten."""
+    path = Path(path)
+    number = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}{number}{path.suffix}")
+        number += 1
+    return candidate
 
 
 def make_segmenter(args: argparse.Namespace):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from m2snet.files import write_json
-from realtime.cli.common import add_runtime_arguments, make_segmenter
+from realtime.cli.common import add_runtime_arguments, make_segmenter, next_free
 from realtime.io.overlay import OverlayStyle
 from realtime.io.sinks import MaskSink, NullSink, RecordSink, WindowSink, display_available
 from realtime.io.sources import SourceOptions, open_source, source_kind
@@ -47,7 +48,8 @@ def add_live_arguments(parser: argparse.ArgumentParser, with_source: bool = True
                      help="read files as fast as they decode instead of at their frame rate")
     run.add_argument("--loop", action="store_true", help="play a video file over and over")
     look = parser.add_argument_group("overlay")
-    look.add_argument("--alpha", type=float, default=0.35, help="mask fill opacity (0 = none)")
+    look.add_argument("--alpha", type=float, default=0.35,
+                      help="mask fill opacity, 0 (none) to 1 (default 0.35)")
     look.add_argument("--no-boxes", action="store_true", help="no boxes or confidences")
     look.add_argument("--no-hud", action="store_true", help="no status line")
     look.add_argument("--min-area", type=int, default=64,
@@ -55,7 +57,8 @@ def add_live_arguments(parser: argparse.ArgumentParser, with_source: bool = True
     src = parser.add_argument_group("source")
     src.add_argument("--fps", type=float, help="frame rate of image folders and the synthetic "
                                                "source (default 30)")
-    src.add_argument("--synthetic-size", type=int, default=352, help="synthetic frame side")
+    src.add_argument("--synthetic-size", type=int, default=352,
+                     help="synthetic frame side (default 352)")
     src.add_argument("--camera-size", metavar="WxH", help="capture device frame size")
     src.add_argument("--camera-fps", type=float, help="capture device frame rate")
     src.add_argument("--camera-format", metavar="FOURCC", help="capture pixel format, e.g. MJPG")
@@ -82,15 +85,18 @@ def source_options(args: argparse.Namespace) -> SourceOptions:
 def run_live(args: argparse.Namespace) -> int:
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha must lie in 0..1, got {args.alpha}")
+    # everything that can be checked is checked before the model loads (seconds on a first start)
     sinks = []
     if not args.no_display:
         sinks.append(WindowSink(fullscreen=args.fullscreen))  # fails early without a display
+    record = RecordSink(Path(args.record)) if args.record else None
+    mask_sink = MaskSink(Path(args.masks), args.probabilities) if args.masks else None
     source_kind(args.source)  # a mistyped source fails now, not after the model has loaded
     segmenter = make_segmenter(args)
     source = open_source(args.source, source_options(args))
-    if args.record:
-        sinks.append(RecordSink(Path(args.record), rate=source.fps or 30.0))
-    mask_sink = MaskSink(Path(args.masks), args.probabilities) if args.masks else None
+    if record is not None:
+        record.rate = source.fps or 30.0
+        sinks.append(record)
     if not sinks:
         sinks.append(NullSink())
     segmenter.warmup(iterations=1)
@@ -102,16 +108,22 @@ def run_live(args: argparse.Namespace) -> int:
         summary, code = pipeline.summary(), 130
         summary["interrupted"] = True
         print("interrupted: everything written so far is complete and playable", flush=True)
+    _report(summary, record, mask_sink, args.stats)
+    if summary.get("source_lost") and code == 0:
+        print(f"error: the source was lost: {summary['source_lost']}", file=sys.stderr)
+        code = 1
+    return code
+
+
+def _report(summary: dict, record, mask_sink, stats_path) -> None:
     print(format_summary(summary), flush=True)
-    for sink in sinks:
-        if isinstance(sink, RecordSink):
-            print(f"recording: {sink.path} ({sink.frames} frames)")
+    if record is not None:
+        print(f"recording: {record.path} ({record.frames} frames)")
     if mask_sink is not None:
         print(f"masks: {mask_sink.path}")
-    if args.stats:
-        write_json(args.stats, summary)
-        print(f"statistics: {args.stats}")
-    return code
+    if stats_path:
+        write_json(stats_path, summary)
+        print(f"statistics: {stats_path}")
 
 
 def live_options(args: argparse.Namespace) -> LiveOptions:
@@ -128,7 +140,9 @@ def run_demo(args: argparse.Namespace) -> int:
     args.source = f"synthetic:{args.seed}"
     args.no_display = bool(headless)
     if headless:
-        args.record = args.record or "runs/demo/demo.mp4"
+        if not args.record:  # a new file each run: runs/demo/demo.mp4, demo2.mp4, ...
+            Path("runs/demo").mkdir(parents=True, exist_ok=True)
+            args.record = str(next_free("runs/demo/demo.mp4"))
         args.duration = args.duration or 10.0
         print(f"no display: recording {args.duration:g} s of the overlay to {args.record}",
               flush=True)

@@ -77,14 +77,14 @@ class Segmenter:
             raise CheckpointError(f"no weights given and the bundled demo model is not built yet "
                                   f"({path}): pass weights=PATH (the authors' M2SNet.pth works)")
         self.threshold = _checked_threshold(threshold)
+        if size is not None:
+            _checked_size(size)  # before the model loads: a typo fails at once
         entry = backends.resolve(backend)
         precision = precision or entry.precision_default()
         entry.check_precision(precision)
         entry.check_impl(impl or entry.default_impl)
         model, ckpt = m2snet.load_model(path, impl=impl or entry.default_impl)
-        size = int(size or ckpt.input_size)
-        if size <= 0 or size % 32:
-            raise ValueError(f"size must be a positive multiple of 32, got {size}")
+        size = _checked_size(size or ckpt.input_size)
         self.size, self.normalization = size, ckpt.normalization
         self.num_classes, self.weights = ckpt.config.num_classes, path
         entry, self.runner = _build(entry, model, precision, (1, 3, size, size), path,
@@ -134,6 +134,12 @@ class Segmenter:
         took = time.perf_counter() - start
         log.info("warm-up took %.1f s", took)
         return took
+
+
+def _checked_size(size: int) -> int:
+    if int(size) != size or size <= 0 or size % 32:
+        raise ValueError(f"size must be a positive multiple of 32, got {size}")
+    return int(size)
 
 
 def _checked_threshold(threshold: float) -> float:

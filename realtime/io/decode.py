@@ -22,6 +22,13 @@ def ffmpeg_reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+# Demuxers that read something other than video from a local file, or that open other files
+# the file names (a playlist could make the app decode any video on the server).
+REFUSED_FORMATS = {"tty": "text, not video", "hls": "a playlist of other files",
+                   "concat": "a list of other files", "lavfi": "a filter graph, not video",
+                   "ffmetadata": "metadata, not video"}
+
+
 class VideoDecoder:
     """Decodes the first video stream of ``url`` (a file path or a network address).
 
@@ -39,6 +46,11 @@ class VideoDecoder:
             self.container = av.open(url, options=options or {}, timeout=timeout)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
             raise SourceError(f"{url}: cannot open as video: {ffmpeg_reason(error)}") from None
+        refused = [REFUSED_FORMATS[name] for name in self.container.format.name.split(",")
+                   if name in REFUSED_FORMATS]
+        if refused and "://" not in url:
+            self.container.close()
+            raise SourceError(f"{url}: not a video file (FFmpeg reads it as {refused[0]})")
         if not self.container.streams.video:
             self.container.close()
             raise SourceError(f"{url}: has no video stream")

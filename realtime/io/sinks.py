@@ -18,6 +18,22 @@ from realtime.io.writers import MaskWriter, VideoWriter, mask_to_gray
 log = logging.getLogger("realtime.sink")
 
 
+def checked_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """An output file that can be written, checked before any work starts: the right kind,
+    not a folder, in a folder that exists and is writable (nothing is created silently)."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise SinkError(f"{path}: {what} (name the file {suffixes[0]})")
+    if path.is_dir():
+        raise SinkError(f"{path}: is a folder; give a file name ending in {suffixes[0]}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise SinkError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SinkError(f"{path}: the folder {folder} is not writable")
+    return path
+
+
 class Sink:
     quit_requested = False
 
@@ -101,11 +117,8 @@ class RecordSink(Sink):
     playable file."""
 
     def __init__(self, path: Path, rate: float = 30.0):
-        self.path, self.rate = Path(path), rate
-        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-            raise SinkError(f"{path}: recordings are MP4 (name the file .mp4)")
-        if self.path.is_dir():
-            raise SinkError(f"{path}: is a folder; give a file name ending in .mp4")
+        self.path = checked_output(path, (".mp4", ".m4v", ".mov"), "recordings are MP4")
+        self.rate = rate  # the source's, once it is open
         self.writer: VideoWriter | None = None
 
     def write(self, view: FrameResult) -> None:
@@ -131,9 +144,8 @@ class MaskSink(Sink):
     only the masks that are shown)."""
 
     def __init__(self, path: Path, probabilities: bool = False):
-        self.path, self.probabilities = Path(path), probabilities
-        if self.path.suffix.lower() != ".mkv":
-            raise SinkError(f"{path}: raw masks are stored as Matroska (name the file .mkv)")
+        self.path = checked_output(path, (".mkv",), "raw masks are stored as Matroska")
+        self.probabilities = probabilities
         self.writer: MaskWriter | None = None
 
     def write(self, result: FrameResult) -> None:

@@ -33,20 +33,22 @@ class Samples:
 
 
 class Rate:
-    """Events per second over the last ``window`` seconds."""
+    """Events per second over the last ``window`` seconds; None until the events seen span
+    at least ``settle`` seconds (a rate over a few frames' jitter reads 34 for a 30 fps
+    source)."""
 
-    def __init__(self, window: float = 2.0):
+    def __init__(self, window: float = 2.0, settle: float = 1.0):
         self.times: collections.deque[float] = collections.deque(maxlen=512)
-        self.window = window
+        self.window, self.settle = window, settle
 
     def tick(self, now: float) -> None:
         self.times.append(now)
 
-    def value(self, now: float) -> float:
+    def value(self, now: float) -> float | None:
         recent = [t for t in self.times if now - t <= self.window]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+        if len(recent) < 2 or recent[-1] - recent[0] < self.settle:
+            return None
+        return (len(recent) - 1) / (recent[-1] - recent[0])
 
 
 class PipelineStats:
@@ -77,8 +79,9 @@ class PipelineStats:
         now = time.perf_counter()
         r = {k: rate.value(now) for k, rate in self.rates.items()}
         latency, age = self.latency.last(), self.mask_age.last()
-        return (f"{backend} | source {r['captured']:.0f} fps | shown {r['displayed']:.0f} | "
-                f"model {r['processed']:.1f} | latency {_ms(latency)} | mask age {_ms(age)}")
+        return (f"{backend} | source {_rate(r['captured'], 0)} fps | shown "
+                f"{_rate(r['displayed'], 0)} | model {_rate(r['processed'], 1)} | latency "
+                f"{_ms(latency)} | mask age {_ms(age)}")
 
     def summary(self, dropped: int, not_displayed: int, extra: dict | None = None) -> dict:
         elapsed = time.perf_counter() - self.start
@@ -108,18 +111,23 @@ class PipelineStats:
 
 def format_summary(s: dict) -> str:
     fps, lat, age = s["fps"], s["latency_ms"], s["mask_age_ms"]
+    # the words of the JSON summary's keys
     lines = [
-        f"frames: {s['frames_captured']} captured, {s['frames_processed']} segmented, "
-        f"{s['frames_displayed']} shown, {s['frames_dropped']} not segmented (to stay live), "
-        f"{s['frames_not_displayed']} not shown",
-        f"fps: source {fps['capture']:.1f}, shown {fps['displayed']:.1f}, "
-        f"model {fps['processed']:.1f} over {s['seconds']:.1f} s",
+        f"frames: {s['frames_captured']} captured, {s['frames_processed']} processed "
+        f"(segmented), {s['frames_displayed']} displayed, {s['frames_dropped']} dropped (not "
+        f"segmented, to stay live), {s['frames_not_displayed']} not displayed",
+        f"fps: capture {fps['capture']:.1f}, displayed {fps['displayed']:.1f}, "
+        f"processed {fps['processed']:.1f} over {s['seconds']:.1f} s",
         f"latency capture->sink ms: p50 {_f(lat['p50'])}, p95 {_f(lat['p95'])}, "
         f"p99 {_f(lat['p99'])}, max {_f(lat['max'])}; mask age ms: p50 {_f(age['p50'])}, "
         f"p99 {_f(age['p99'])}",
         "stage medians ms: " + ", ".join(f"{k} {_f(v)}" for k, v in s["stage_ms_median"].items()),
     ]
     return "\n".join(lines)
+
+
+def _rate(value: float | None, decimals: int) -> str:
+    return "--" if value is None else f"{value:.{decimals}f}"
 
 
 def _ms(seconds: float | None) -> str:
