@@ -1,4 +1,4 @@
-"""Datasets for training and evaluation: the layouts of shared/spec/m2snet.md recognized by
+"""Datasets for training and evaluation: the layouts of the paper's datasets recognized by
 ``find_samples`` (PraNet, Kvasir-SEG, COVID-19 CT in both layouts, BUSI with merged masks,
 GOALS OCT as 4 classes, SUN-SEG video), and the recipe's augmentations (horizontal flip,
 rotation within +-10 degrees)."""

@@ -1,4 +1,4 @@
-"""The reference recipe's loss: structure loss + 0.1 x LossNet (shared/spec/m2snet.md)."""
+"""The reference recipe's loss: structure loss + 0.1 x LossNet (the authors' training setup)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """M2SNet and MSNet: a backbone, ten subtraction units and a top-down decoder.
 
 Attribute names are the authors' checkpoint names (see tests/data/*_state_dict.txt), so
-their released files load strictly. ``forward`` follows the paper's figure; the spec is
-shared/spec/m2snet.md.
+their released files load strictly. ``forward`` follows the paper's figure (Zhao et al.,
+arXiv 2303.10894).
 """
 
 from __future__ import annotations

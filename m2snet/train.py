@@ -1,6 +1,6 @@
 """Training, readable top to bottom: ``python -m m2snet train CONFIG.yaml [key=value ...]``.
 
-Defaults follow the reference recipe (shared/spec/m2snet.md): SGD with Nesterov momentum 0.9,
+Defaults follow the reference recipe (the authors' training setup): SGD with Nesterov momentum 0.9,
 weight decay 5e-4, batch 16, peak learning rate 0.05 on a triangular schedule over epochs,
 random flips and rotations, each batch resized to one of 224..352, structure loss + 0.1 x
 LossNet, mixed precision on CUDA. A run folder gets the resolved config, a metrics log and

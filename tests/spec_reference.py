@@ -1,4 +1,4 @@
-"""An independent, functional M2SNet/MSNet forward written from shared/spec/m2snet.md.
+"""An independent, functional M2SNet/MSNet forward written from the paper's description.
 
 It reads weights by their checkpoint names from a state dict and uses the authors' dense
 all-ones convolution, so it shares no decoder code with the package. Only the Res2Net

@@ -12,12 +12,17 @@ from realtime.engine.segmenter import Segmenter
 
 
 def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny_weights, tmp_path):
-    """No display: the demo records under runs/demo/ and prints where."""
+    """No display: the demo records under runs/demo/, in a new file (an earlier recording is
+    kept), and prints where."""
+    earlier = tmp_path / "runs" / "demo" / "demo.mp4"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"an earlier recording")
     done = run_cli("realtime", "demo", "--weights", tiny_weights, "--backend", "cpu",
                    "--seconds", "3", "--stats", tmp_path / "s.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-1500:]
-    video = tmp_path / "runs" / "demo" / "demo.mp4"
-    assert "recording: runs/demo/demo.mp4" in done.stdout
+    video = tmp_path / "runs" / "demo" / "demo2.mp4"
+    assert "recording: runs/demo/demo2.mp4" in done.stdout
+    assert earlier.read_bytes() == b"an earlier recording"
     stats = json.loads((tmp_path / "s.json").read_text())
     frames = decoded_frames(video)
     assert len(frames) == stats["frames_displayed"] > 30
@@ -86,7 +91,7 @@ def test_demo_window_on_a_virtual_screen(tmp_path):
         server.terminate()
         server.wait(timeout=10)
     assert demo.returncode == 0, err[-1500:]
-    assert "shown" in out and not (tmp_path / "runs").exists()  # shown, not recorded
+    assert "displayed" in out and not (tmp_path / "runs").exists()  # shown, not recorded
     assert _reddish(shot).mean() > 0.05  # the mucosa is on screen
 
 
