@@ -73,8 +73,11 @@ def test_annotate_api_returns_every_frame(app, clip):
     from gradio_client import Client, handle_file
     url, workdir = app
     client = Client(url, verbose=False)
-    overlay, downloads, report = client.predict(handle_file(str(clip)), None,
-                                                api_name="/annotate")
+    # the README's call: the video alone, every other input has a default
+    overlay, downloads, report = client.predict(handle_file(str(clip)), api_name="/annotate")
+    returns = client.view_api(return_format="dict", print_info=False)[
+        "named_endpoints"]["/annotate"]["returns"]
+    assert [r["label"] for r in returns][::2] == ["Overlay", "report"]
     frames = decoded_frames(Path(overlay))
     assert len(frames) == len(decoded_frames(clip)) == 30
     assert [f.time for f in frames] == [f.time for f in decoded_frames(clip)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from realtime.app import jobs
-from realtime.app.state import AppState
+from realtime.app.state import BUNDLED, AppState
 
 
 def _shown(error: Exception):
@@ -47,10 +47,11 @@ def _annotate_tab(state: AppState, model: tuple) -> None:
             result = gr.Video(label="Overlay", interactive=False)
             files = gr.File(label="Downloads: masks (lossless), per-frame log, "
                                   "summary, everything as .zip", interactive=False)
-            report = gr.Markdown()
+            report = gr.Markdown(label="report")
 
-    def annotate(video, more, weights, backend, threshold, alpha, boxes,
-                 progress=gr.Progress(track_tqdm=True)):
+    def annotate(video, more=None, weights=BUNDLED, backend="auto", threshold=0.5, alpha=0.35,
+                 boxes=True, progress=gr.Progress(track_tqdm=True)):
+        # Defaults make every input but the video optional in the API (Gradio reads them);
         # ``progress`` (tracking tqdm) must be a parameter for Gradio to show it
         paths = [p for p in [video, *(more or [])] if p]
         try:
