@@ -204,3 +204,23 @@ def test_browser_live_tab_shows_the_stream_and_the_camera_overlay(app):
         page.screenshot(path=str(ARTIFACTS / "app_live.png"), full_page=True)
         page.get_by_role("button", name="Stop", exact=True).first.click()
         browser.close()
+
+
+def test_ctrl_c_with_a_live_session_and_an_open_client_exits_130(tmp_path):
+    """Sessions are stopped in order and connections that stay open (a page, a script's
+    client) get a short grace period: the app neither hangs nor aborts."""
+    import signal
+    from gradio_client import Client
+    proc, url = start_app(tmp_path)
+    try:
+        client = Client(url, verbose=False)
+        client.predict("synthetic", api_name="/live_start")
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "app.log").read_text()
+    assert code == 130, log[-3000:]
+    assert "Traceback" not in log and "terminate called" not in log

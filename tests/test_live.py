@@ -349,12 +349,13 @@ def test_run_that_never_gets_a_frame_exits_1_with_the_reason(tiny_weights, tmp_p
         "(.bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp) found"
 
 
-def _recording_live_run(weights, record, min_bytes: int, **popen) -> subprocess.Popen:
+def _recording_live_run(weights, record, min_bytes: int, *extra, **popen) -> subprocess.Popen:
     """A live run of the synthetic source recording to ``record``, returned once the file
     has grown past ``min_bytes`` (or after 30 s)."""
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "live", "synthetic",
                              "--synthetic-size", "128", "--weights", str(weights),
-                             "--backend", "cpu", "--no-display", "--record", str(record)],
+                             "--backend", "cpu", "--no-display", "--record", str(record),
+                             *map(str, extra)],
                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, **popen)
     for _ in range(120):
         time.sleep(0.25)
@@ -376,12 +377,14 @@ def test_sigint_leaves_a_playable_recording(tiny_weights, tmp_path):
 
 
 def test_killed_process_still_leaves_a_playable_recording(tiny_weights, tmp_path):
-    record = tmp_path / "live.mp4"
-    proc = _recording_live_run(tiny_weights, record, 60_000, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    record, masks = tmp_path / "live.mp4", tmp_path / "masks.mkv"
+    proc = _recording_live_run(tiny_weights, record, 60_000, "--masks", masks,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.kill()
     proc.wait()
     assert len(decoded_frames(record)) > 10  # fragments written before the kill play
+    stored, times = read_masks(masks)  # and so do the masks' clusters
+    assert len(stored) > 10 and stored[0].shape == (128, 128) and times == sorted(times)
 
 
 def test_memory_stays_flat_over_a_long_accelerated_run(tiny, tmp_path):

@@ -63,6 +63,15 @@ def build_app(config: AppConfig):
     return app
 
 
+def _stop_live_sessions(state: AppState) -> None:
+    """Live sessions end before the interpreter does: their threads are inside native code
+    (decoders, OpenVINO) that aborts the process when torn down under it."""
+    for token in list(state.live):
+        session = state.live.pop(token, None)
+        if session is not None:
+            session.stop()
+
+
 def serve(config: AppConfig, host: str, port: int) -> None:
     """Serve until Ctrl-C, which ends in KeyboardInterrupt (exit code 130) whenever it comes:
     uvicorn shuts down gracefully and re-raises the signal, and before it takes the signal
@@ -71,7 +80,15 @@ def serve(config: AppConfig, host: str, port: int) -> None:
 
     import uvicorn
     app = build_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # connections cut at the end of the grace period are expected, not errors
+            logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+            super().handle_exit(sig, frame)
+
+    # open pages keep connections (queue heartbeats, MJPEG): give them 5 s to end, then close
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                   timeout_graceful_shutdown=5))
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -89,6 +106,7 @@ def serve(config: AppConfig, host: str, port: int) -> None:
         pass
     finally:
         signal.signal(signal.SIGINT, previous)
+        _stop_live_sessions(app.state.m2snet)
     if not server.started:
         raise OSError(f"the app could not listen on {host}:{port} (in use, or not an address "
                       f"of this machine)")

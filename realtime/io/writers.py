@@ -26,7 +26,7 @@ class VideoWriter:
     def __init__(self, path: Path, width: int, height: int, *, rate: float = 30.0,
                  time_base: Fraction = MILLISECONDS, codec: str = "libx264",
                  pix_fmt: str = "yuv420p", fragmented: bool = False, crf: int = 20,
-                 container_format: str | None = None):
+                 container_format: str | None = None, container_options: dict | None = None):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.time_base = path, time_base
@@ -34,6 +34,7 @@ class VideoWriter:
         self.width, self.height = width, height
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof",
                    "flush_packets": "1"} if fragmented else {}
+        options.update(container_options or {})
         self.container = av.open(str(path), "w", format=container_format, options=options)
         self.stream = self.container.add_stream(codec, rate=Fraction(rate).limit_denominator(1001))
         self.stream.width = width + (width % 2 if self.even else 0)
@@ -111,12 +112,16 @@ class VideoWriter:
 
 
 class MaskWriter(VideoWriter):
-    """Lossless 8-bit gray masks (FFV1, Matroska) at their exact size."""
+    """Lossless 8-bit gray masks (FFV1, Matroska) at their exact size. Clusters close at least
+    once a second and go to disk as written, so a killed process leaves every mask up to the
+    last second readable (as the fragmented MP4 recordings do)."""
 
     def __init__(self, path: Path, width: int, height: int, *, rate: float = 30.0,
                  time_base: Fraction = MILLISECONDS):
         super().__init__(path, width, height, rate=rate, time_base=time_base, codec="ffv1",
-                         pix_fmt="gray", container_format="matroska")
+                         pix_fmt="gray", container_format="matroska",
+                         container_options={"cluster_time_limit": "1000",
+                                            "flush_packets": "1"})
 
     def write(self, mask: np.ndarray, seconds: float | None = None, ticks: int | None = None
               ) -> int:
