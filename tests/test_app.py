@@ -114,6 +114,27 @@ def test_live_refuses_local_paths(app):
         client.predict("/etc/passwd", api_name="/live_start")
 
 
+def test_a_failed_upload_is_named_without_the_servers_paths(app, clip, tmp_path):
+    from gradio_client import Client, handle_file
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(3000))
+    client = Client(app[0], verbose=False)
+    _, _, report = client.predict(handle_file(str(clip)), more=[handle_file(str(garbage))],
+                                  api_name="/annotate")
+    assert "| garbage.mp4 | failed: garbage.mp4: cannot open as video" in report
+    assert str(app[1]) not in report and "/uploads/" not in report
+
+
+def test_live_start_does_not_tell_the_browser_what_the_server_can_reach(app):
+    from gradio_client import Client
+    client = Client(app[0], verbose=False)
+    with pytest.raises(Exception) as refused:
+        client.predict(f"tcp://127.0.0.1:{free_port()}", api_name="/live_start")
+    message = str(refused.value)
+    assert "could not be opened" in message
+    assert "refused" not in message.lower() and "127.0.0.1" not in message
+
+
 def test_password_is_required_when_set(tmp_path):
     proc, url = start_app(tmp_path, "--auth", "alice:secret")
     try:

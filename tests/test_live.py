@@ -212,6 +212,29 @@ def test_image_folder_is_played_in_natural_order(tiny, tmp_path):
     assert values == [20, 40, 200] and source.read() is None
 
 
+def test_an_odd_first_image_does_not_drop_the_sequence(tmp_path):
+    cv2.imwrite(str(tmp_path / "a0.png"), np.zeros((1, 1, 3), np.uint8))  # a stray thumbnail
+    for i in range(1, 4):
+        cv2.imwrite(str(tmp_path / f"a{i}.png"), np.full((48, 64, 3), i * 50, np.uint8))
+    source = open_source(str(tmp_path), SourceOptions(fps=10))
+    frames = list(source)
+    assert [int(f.image[0, 0, 0]) for f in frames] == [50, 100, 150]
+    assert (source.width, source.height) == (64, 48) and source.damaged == 1
+
+
+def test_frames_larger_than_8k_are_refused_before_decoding(tmp_path):
+    wide = tmp_path / "wide.mp4"
+    write_video(wide, [0.0, 1 / 30], width=8320, height=16)
+    with pytest.raises(SourceError, match=r"wide.mp4: frames of 8320x16 exceed the largest this "
+                                          r"tool takes \(8192 pixels a side"):
+        open_source(str(wide))
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), np.zeros((8, 8300, 3), np.uint8))
+    with pytest.raises(SourceError, match="frames of 8300x8 exceed"):
+        open_source(str(folder))
+
+
 def test_tcp_stream_cut_midway_reconnects_and_keeps_going(tiny):
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "tests/helpers/stream_server.py"),

@@ -5,6 +5,7 @@ meant for the user are ``JobError``s with one line."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from realtime.app.state import AppState, LiveSession
 from realtime.errors import RealtimeError, one_line
+
+log = logging.getLogger("realtime.app")
 
 
 class JobError(RealtimeError):
@@ -41,7 +44,10 @@ def annotate_videos(state: AppState, paths: list[str], weights: str, backend: st
         try:
             summary = annotate_one(InputSpec(str(path), stem, "video"), segmenter, job, options)
         except Exception as error:  # noqa: BLE001  (one bad upload does not sink the rest)
-            rows.append(f"| {Path(path).name} | failed: {one_line(error)} | | | |")
+            log.warning("annotating %s failed: %s", path, one_line(error))
+            # the page names the upload, not where the server keeps it
+            reason = one_line(error).replace(str(path), Path(path).name)
+            rows.append(f"| {Path(path).name} | failed: {reason} | | | |")
             continue
         folder = Path(summary["output"])
         overlays.append(folder / "overlay.mp4")
@@ -72,9 +78,15 @@ def start_live(state: AppState, source: str, weights: str, backend: str,
     try:
         segmenter = state.segmenter(weights, backend, fresh=True)
         segmenter.warmup(iterations=1)
-        opened = open_source(source, SourceOptions(reconnect_attempts=3))
     except Exception as error:  # noqa: BLE001
         raise JobError(one_line(error)) from None
+    try:
+        opened = open_source(source, SourceOptions(reconnect_attempts=3))
+    except Exception as error:  # noqa: BLE001
+        # the detail (refused, timed out, no such host) stays in the server's log: the page
+        # must not become a probe of what the server can reach
+        log.warning("live: %s could not be opened: %s", source, one_line(error))
+        raise JobError("The stream could not be opened (the server's log says why).") from None
     token = secrets.token_urlsafe(16)
     state.live[token] = LiveSession(opened, segmenter, float(threshold))
     return token

@@ -29,6 +29,18 @@ REFUSED_FORMATS = {"tty": "text, not video", "hls": "a playlist of other files",
                    "ffmetadata": "metadata, not video"}
 
 
+# The largest frames taken: 8K-class sides (a crafted header can claim 65000 x 65000, and a
+# 16000 x 16000 frame alone needs gigabytes before anything useful happens).
+MAX_SIDE = 8192
+MAX_PIXELS = 8192 * 4320
+
+
+def check_frame_size(name: str, width: int, height: int) -> None:
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise SourceError(f"{name}: frames of {width}x{height} exceed the largest this tool "
+                          f"takes ({MAX_SIDE} pixels a side, {MAX_PIXELS / 1e6:.1f} megapixels)")
+
+
 class VideoDecoder:
     """Decodes the first video stream of ``url`` (a file path or a network address).
 
@@ -55,6 +67,11 @@ class VideoDecoder:
             self.container.close()
             raise SourceError(f"{url}: has no video stream")
         self.stream = self.container.streams.video[0]
+        try:
+            check_frame_size(url, *self.size)
+        except SourceError:
+            self.container.close()
+            raise
         # frame threading decodes faster but holds frames back by the thread count: not live
         self.stream.thread_type = "SLICE" if low_delay else "AUTO"
         self.damaged = 0

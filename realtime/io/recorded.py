@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 
 from realtime.errors import SourceError
-from realtime.io.decode import VideoDecoder
+from realtime.io.decode import VideoDecoder, check_frame_size
 from realtime.io.source_base import Source
 
 log = logging.getLogger("realtime.source")
@@ -94,21 +94,32 @@ def list_images(spec: str) -> list[Path]:
 
 
 class ImageSource(Source):
-    """An image sequence at ``fps``: image i at i / fps seconds (millisecond ticks). Images
-    that cannot be read, or whose size differs from the first one's, are skipped and counted
-    (a sequence is one video: one size)."""
+    """An image sequence at ``fps``: image i at i / fps seconds (millisecond ticks). A
+    sequence is one video of one size: the most common size among its first images (so that
+    one odd image first does not drop all the others); images that cannot be read or have
+    another size are skipped, counted and named in a warning."""
+
+    SAMPLE = 5  # images looked at to decide the sequence's size
 
     def __init__(self, spec: str, fps: float):
         super().__init__()
         self.paths = list_images(spec)
         if not self.paths:
             raise SourceError(f"{spec}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
-        first = cv2.imread(str(self.paths[0]), cv2.IMREAD_UNCHANGED)
-        if first is None:
-            raise SourceError(f"{self.paths[0]}: not a readable image")
-        self.height, self.width = first.shape[:2]
+        self.height, self.width = self._common_size()
+        check_frame_size(spec, self.width, self.height)
         self.fps, self.index, self.frame_count = fps, 0, len(self.paths)
         self.description = f"{spec} ({len(self.paths)} images, {fps:g} fps)"
+
+    def _common_size(self) -> tuple[int, int]:
+        sizes = []
+        for path in self.paths[:self.SAMPLE]:
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is not None:
+                sizes.append(image.shape[:2])
+        if not sizes:
+            raise SourceError(f"{self.paths[0]}: not a readable image")
+        return max(sizes, key=lambda size: (sizes.count(size), -sizes.index(size)))
 
     def _next(self):
         while self.index < len(self.paths):
