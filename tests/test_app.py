@@ -141,7 +141,21 @@ def test_password_is_required_when_set(tmp_path):
         from gradio_client import Client
         with pytest.raises(Exception):
             Client(url, verbose=False)
-        assert Client(url, auth=("alice", "secret"), verbose=False) is not None
+        client = Client(url, auth=("alice", "secret"), verbose=False)
+        with pytest.raises(Exception):
+            Client(url, auth=("alice", "wrong"), verbose=False)
+        # the live stream needs the login too, not only its token
+        html, *_ = client.predict("synthetic", api_name="/live_start")
+        stream = url.rstrip("/") + html.split('src="', 1)[1].split('"', 1)[0]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(stream, timeout=30)
+        assert refused.value.code == 401
+        cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        with urllib.request.urlopen(urllib.request.Request(stream, headers={"Cookie": cookies}),
+                                    timeout=30) as logged_in:
+            assert logged_in.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            assert b"\xff\xd8" in logged_in.read(20_000)
+        client.predict(api_name="/live_stop")
     finally:
         proc.terminate()
         proc.wait(timeout=20)

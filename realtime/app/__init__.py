@@ -18,6 +18,8 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, before gradio is imported
 
+from starlette.requests import Request  # noqa: E402  (module level: FastAPI resolves it by name)
+
 from realtime.app.state import AppConfig, AppState  # noqa: E402
 
 log = logging.getLogger("realtime.app")
@@ -31,15 +33,19 @@ def build_app(config: AppConfig):
     import gradio as gr
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import StreamingResponse
+    from starlette.routing import Mount
 
     state = AppState(config)
     from realtime.app.ui import build_blocks
     blocks = build_blocks(state)
     blocks.queue(default_concurrency_limit=1)
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    mounted: dict = {}  # Gradio's own app, which knows who is logged in (filled in below)
 
     @api.get("/live/{key}.mjpg")
-    async def mjpeg(key: str):
+    async def mjpeg(key: str, request: Request):
+        if config.auth and not _logged_in(mounted["gradio"], request):
+            raise HTTPException(status_code=401, detail="log in first")
         session = state.live.get(key)
         if session is None:
             raise HTTPException(status_code=404, detail="no such live session")
@@ -59,8 +65,18 @@ def build_app(config: AppConfig):
                               allowed_paths=[str(config.outputs.resolve())],
                               max_file_size=config.max_upload, footer_links=["api"],
                               theme=gr.themes.Soft())
+    mounted["gradio"] = next(r.app for r in app.routes if isinstance(r, Mount))
     app.state.m2snet = state
     return app
+
+
+def _logged_in(gradio_app, request) -> bool:
+    """Whether the request carries the session cookie of a user logged in to the page: with
+    --auth the streams are as private as the page, not only as private as their token."""
+    cookie = f"access-token-{gradio_app.cookie_id}"
+    token = request.cookies.get(cookie) or request.cookies.get(f"access-token-unsecure-"
+                                                               f"{gradio_app.cookie_id}")
+    return token is not None and gradio_app.tokens.get(token) is not None
 
 
 def _stop_live_sessions(state: AppState) -> None:
