@@ -259,3 +259,33 @@ def test_ctrl_c_with_a_live_session_and_an_open_client_exits_130(tmp_path):
     log = (tmp_path / "app.log").read_text()
     assert code == 130, log[-3000:]
     assert "Traceback" not in log and "terminate called" not in log
+
+
+def test_closing_the_page_stops_its_live_stream(app):
+    """A live stream started from a page that is then closed does not run on unseen."""
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    url, _ = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url, wait_until="load")
+        page.get_by_role("tab", name="Live").click()
+        page.get_by_role("button", name="Start", exact=True).click()
+        page.wait_for_function("() => [...document.images].some(i => i.src.includes('/live/')"
+                               " && i.naturalWidth > 0)", timeout=60_000)
+        stream = page.evaluate("() => [...document.images].find(i => i.src.includes('/live/'))"
+                               ".src")
+        with urllib.request.urlopen(stream, timeout=30) as running:
+            assert running.status == 200
+        page.close()
+        browser.close()
+    for _ in range(60):  # the server learns of the closed page from its heartbeat
+        time.sleep(0.5)
+        try:
+            urllib.request.urlopen(stream, timeout=10).close()
+        except urllib.error.HTTPError as gone:
+            assert gone.code == 404
+            break
+    else:
+        raise AssertionError("the live stream kept running after its page was closed")

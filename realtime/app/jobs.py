@@ -13,7 +13,7 @@ import uuid
 from argparse import Namespace
 from pathlib import Path
 
-from realtime.app.state import AppState, LiveSession
+from realtime.app.state import MAX_LIVE, AppState, LiveSession
 from realtime.errors import RealtimeError, one_line
 
 log = logging.getLogger("realtime.app")
@@ -67,14 +67,19 @@ def annotate_videos(state: AppState, paths: list[str], weights: str, backend: st
     return str(overlays[0]), [archive, *map(str, downloads)], report
 
 
-def start_live(state: AppState, source: str, weights: str, backend: str,
-               threshold: float) -> str:
-    """Start a live session on a stream URL or the synthetic source; returns its token."""
+def start_live(state: AppState, source: str, weights: str, backend: str, threshold: float,
+               owner: str | None = None) -> str:
+    """Start a live session on a stream URL or the synthetic source for the page ``owner``
+    (one per page: its previous one is stopped first); returns its token."""
     from realtime.io.sources import STREAM_SCHEMES, SourceOptions, open_source
     source = (source or "").strip()
     scheme = source.split("://", 1)[0].lower() if "://" in source else None
     if not (source == "synthetic" or source.startswith("synthetic:") or scheme in STREAM_SCHEMES):
         raise JobError("Give a stream URL (" + ", ".join(STREAM_SCHEMES) + ") or 'synthetic'.")
+    if owner is not None:
+        stop_owned_by(state, owner)
+    if len(state.live) >= MAX_LIVE:
+        raise JobError(f"{MAX_LIVE} live streams are running already; stop one first.")
     try:
         segmenter = state.segmenter(weights, backend, fresh=True)
         segmenter.warmup(iterations=1)
@@ -89,13 +94,22 @@ def start_live(state: AppState, source: str, weights: str, backend: str,
         raise JobError("The stream could not be opened (the server's log says why).") from None
     token = secrets.token_urlsafe(16)
     state.live[token] = LiveSession(opened, segmenter, float(threshold))
+    if owner is not None:
+        state.owners[token] = owner
     return token
 
 
 def stop_live(state: AppState, token: str | None) -> None:
     session = state.live.pop(token, None) if token else None
+    state.owners.pop(token, None)
     if session is not None:
         session.stop()
+
+
+def stop_owned_by(state: AppState, owner: str) -> None:
+    """Stop the live sessions a page started (when it starts another, or is closed)."""
+    for token in [t for t, o in list(state.owners.items()) if o == owner]:
+        stop_live(state, token)
 
 
 def live_status(state: AppState, token: str | None) -> str:

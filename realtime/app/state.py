@@ -12,6 +12,7 @@ import cv2
 from realtime.io.sinks import Sink
 
 BUNDLED = "demo model (synthetic data, not clinical)"
+MAX_LIVE = 4  # live sessions at once, all pages together: each holds a model and two threads
 
 
 @dataclass
@@ -77,6 +78,7 @@ class AppState:
             folder.mkdir(parents=True, exist_ok=True)
         self.segmenters: dict = {}
         self.live: dict[str, LiveSession] = {}
+        self.owners: dict[str, str] = {}  # live session token -> the page (Gradio session)
         self.weights = {BUNDLED: None, **{p.name: p for p in config.weights}}
         self._lock = threading.Lock()
 

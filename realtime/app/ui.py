@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import gradio as gr  # module level: Gradio resolves ``gr.Request`` annotations by name
+
 from realtime.app import jobs
 from realtime.app.state import BUNDLED, AppState
 
 
 def _shown(error: Exception):
-    import gradio as gr
     return gr.Error(str(error))
 
 
 def build_blocks(state: AppState):
-    import gradio as gr
 
     choices = list(state.weights)
     with gr.Blocks(title="M2SNet polyp segmentation") as blocks:
@@ -29,11 +29,16 @@ def build_blocks(state: AppState):
             _live_tab(state, model)
         with gr.Tab("Benchmark"):
             _benchmark_tab(state)
+
+        def page_closed(request: gr.Request):
+            # a closed or reloaded page stops its live stream (it would run on unseen)
+            jobs.stop_owned_by(state, request.session_hash)
+
+        blocks.unload(page_closed)
     return blocks
 
 
 def _annotate_tab(state: AppState, model: tuple) -> None:
-    import gradio as gr
     with gr.Row():
         with gr.Column():
             video = gr.Video(label="Video", sources=["upload"])
@@ -64,7 +69,6 @@ def _annotate_tab(state: AppState, model: tuple) -> None:
 
 
 def _live_tab(state: AppState, model: tuple) -> None:
-    import gradio as gr
     token = gr.State(None)
     with gr.Row():
         url = gr.Textbox(label="Stream", placeholder="rtsp://camera.local/stream, "
@@ -75,10 +79,11 @@ def _live_tab(state: AppState, model: tuple) -> None:
     stats = gr.Markdown()
     timer = gr.Timer(1.0, active=False)
 
-    def started(source, weights, backend, threshold, old):
+    def started(source, weights, backend, threshold, old, request: gr.Request):
         jobs.stop_live(state, old)
         try:
-            key = jobs.start_live(state, source, weights, backend, threshold)
+            key = jobs.start_live(state, source, weights, backend, threshold,
+                                  owner=request.session_hash)
         except jobs.JobError as error:
             raise _shown(error) from None
         html = (f'<img src="/live/{key}.mjpg" alt="live overlay" '
@@ -104,7 +109,6 @@ def _live_tab(state: AppState, model: tuple) -> None:
 
 
 def _benchmark_tab(state: AppState) -> None:
-    import gradio as gr
     gr.Markdown("The quick benchmark: the bundled model on this machine's default backends "
                 "with the three subtraction units, and a short end-to-end run (about a minute "
                 "on a CPU).")
