@@ -224,11 +224,7 @@ def test_browser_live_tab_shows_the_stream_and_the_camera_overlay(app):
         context = browser.new_context(viewport={"width": 1280, "height": 1000},
                                       permissions=["camera"])
         page = context.new_page()
-        page.goto(url, wait_until="load")
-        page.get_by_role("tab", name="Live").click()
-        page.get_by_role("button", name="Start", exact=True).click()
-        page.wait_for_function("() => [...document.images].some(i => i.src.includes('/live/')"
-                               " && i.naturalWidth > 0)", timeout=60_000)
+        _start_live_in(page, url)
         page.get_by_text("source").first.wait_for(timeout=30_000)  # the fps/latency line
         page.get_by_text("Click to Access Webcam").click()
         page.get_by_role("button", name="capture photo").click()
@@ -261,6 +257,17 @@ def test_ctrl_c_with_a_live_session_and_an_open_client_exits_130(tmp_path):
     assert "Traceback" not in log and "terminate called" not in log
 
 
+def _start_live_in(page, url: str) -> str:
+    """Open the page's Live tab, start the default stream, wait for its first frame; returns
+    the stream's MJPEG address."""
+    page.goto(url, wait_until="load")
+    page.get_by_role("tab", name="Live").click()
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_function("() => [...document.images].some(i => i.src.includes('/live/')"
+                           " && i.naturalWidth > 0)", timeout=60_000)
+    return page.evaluate("() => [...document.images].find(i => i.src.includes('/live/')).src")
+
+
 def test_closing_the_page_stops_its_live_stream(app):
     """A live stream started from a page that is then closed does not run on unseen."""
     from playwright.sync_api import sync_playwright
@@ -269,13 +276,7 @@ def test_closing_the_page_stops_its_live_stream(app):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
-        page.goto(url, wait_until="load")
-        page.get_by_role("tab", name="Live").click()
-        page.get_by_role("button", name="Start", exact=True).click()
-        page.wait_for_function("() => [...document.images].some(i => i.src.includes('/live/')"
-                               " && i.naturalWidth > 0)", timeout=60_000)
-        stream = page.evaluate("() => [...document.images].find(i => i.src.includes('/live/'))"
-                               ".src")
+        stream = _start_live_in(page, url)
         with urllib.request.urlopen(stream, timeout=30) as running:
             assert running.status == 200
         page.close()

@@ -5,13 +5,12 @@ stream that is reported."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
+from helpers.servers import tcp_stream
 from helpers.videos import write_video
 
 
@@ -96,24 +95,12 @@ def test_results_go_to_new_numbered_folders_and_files(tiny_weights, tmp_path):
 
 
 def test_a_lost_stream_is_printed_and_exits_1(tiny_weights):
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/helpers/stream_server.py"),
-                               "tcp", str(port), "--frames", "30", "--sessions", "1"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().startswith("session 0")
-        time.sleep(0.3)
-        done = run_cli("realtime", "live", f"tcp://127.0.0.1:{port}", "--weights", tiny_weights,
-                       "--backend", "cpu", "--no-display", "--reconnect", "1", "--timeout", "2")
-    finally:
-        server.kill()
-        server.wait()
+    with tcp_stream(frames=30) as url:
+        done = run_cli("realtime", "live", url, "--weights", tiny_weights, "--backend", "cpu",
+                       "--no-display", "--reconnect", "1", "--timeout", "2")
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1].startswith(
-        f"error: the source was lost: tcp://127.0.0.1:{port}: unreachable after 1 attempts")
+        f"error: the source was lost: {url}: unreachable after 1 attempts")
     assert "frames: 30 captured" in done.stdout  # what was received is still summarized
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
+from helpers.servers import tcp_stream
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.handoff import DropOldestQueue, LatestSlot
 from realtime.pipeline.live import LiveOptions, LivePipeline
@@ -236,19 +237,9 @@ def test_frames_larger_than_8k_are_refused_before_decoding(tmp_path):
 
 
 def test_tcp_stream_cut_midway_reconnects_and_keeps_going(tiny):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests/helpers/stream_server.py"),
-                               "tcp", str(port), "--frames", "40", "--sessions", "2"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().startswith("session 0")
-        time.sleep(0.3)
-        source = open_source(f"tcp://127.0.0.1:{port}",
-                             SourceOptions(reconnect_attempts=3, read_timeout=3))
+    with tcp_stream(frames=40, sessions=2) as url:
+        source = open_source(url, SourceOptions(reconnect_attempts=3, read_timeout=3))
         summary = LivePipeline(source, tiny, [NullSink()], LiveOptions()).run()
-    finally:
-        server.kill()
-        server.wait()
     assert summary["reconnects"] >= 1
     assert summary["frames_captured"] == 80  # both sessions, every frame
     assert "unreachable" in summary["source_lost"]
