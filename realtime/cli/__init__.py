@@ -23,52 +23,47 @@ def _prog(module_form: str) -> str:
         else module_form
 
 
+COMMANDS = {  # name: (module, its adder of flags, its runner, one-line help, description)
+    "demo": ("live", "add_demo_arguments", "run_demo",
+             "live overlay on the built-in synthetic colonoscopy stream",
+             "The synthetic colonoscopy stream segmented live by the bundled demo model: in a "
+             "window when there is a display, otherwise recorded to runs/demo/demo.mp4 (10 s; "
+             "later runs demo2.mp4, ...)."),
+    "live": ("live", "add_arguments", "run_live",
+             "segment a file, stream, camera or folder live",
+             "Capture -> segment -> overlay -> window/recording at the source's frame rate. "
+             "Window keys: q/Esc quit, space pause, o overlay, h HUD, f full screen."),
+    "annotate": ("annotate", "add_arguments", "run",
+                 "every frame of recorded videos: overlay, lossless masks, a per-frame log and "
+                 "a summary",
+                 "Annotate every frame of each INPUT into OUT/<stem>/: overlay.mp4 (input "
+                 "timestamps), masks.mkv (lossless), frames.jsonl, summary.json. A bad input "
+                 "fails alone."),
+    "bench": ("bench", "add_arguments", "run",
+              "frames per second over backends, precisions, batches, sizes and subtraction "
+              "units, plus end-to-end runs",
+              "Model grid (warm-up, synchronized timing, median and p99, outputs checked "
+              "against the authors' formulation) and end-to-end annotate/live runs on a "
+              "generated video. Writes JSON and a PNG plot, prints Markdown tables."),
+    "app": ("app", "add_arguments", "run",
+            "the web app: annotate uploads, watch a live stream, run the benchmark in a browser",
+            "Serve the web app (Gradio). Listens on 127.0.0.1 unless told otherwise; uploads "
+            "and results stay in --workdir."),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from realtime.cli import annotate, app, bench, live
+    import importlib
 
     parser = argparse.ArgumentParser(prog=_prog("python -m realtime"),
                                      description="Real-time polyp segmentation in video.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("demo", help="live overlay on the built-in synthetic colonoscopy stream",
-                       description="The synthetic colonoscopy stream segmented live by the "
-                                   "bundled demo model: in a window when there is a display, "
-                                   "otherwise recorded to runs/demo/demo.mp4 (10 s).")
-    p.add_argument("--seed", type=int, default=1, help="which synthetic colon to fly through")
-    live.add_arguments(p, with_source=False)
-    p.set_defaults(run=live.run_demo)
-
-    p = sub.add_parser("live", help="segment a file, stream, camera or folder live",
-                       description="Capture -> segment -> overlay -> window/recording at the "
-                                   "source's frame rate. Window keys: q/Esc quit, space pause, "
-                                   "o overlay, h HUD, f full screen.")
-    live.add_arguments(p)
-    p.set_defaults(run=live.run_live)
-
-    p = sub.add_parser("annotate", help="every frame of recorded videos: overlay, lossless "
-                                        "masks, a per-frame log and a summary",
-                       description="Annotate every frame of each INPUT into OUT/<stem>/: "
-                                   "overlay.mp4 (input timestamps), masks.mkv (lossless), "
-                                   "frames.jsonl, summary.json. A bad input fails alone.")
-    annotate.add_arguments(p)
-    p.set_defaults(run=annotate.run)
-
-    p = sub.add_parser("bench", help="frames per second over backends, precisions, batches, "
-                                     "sizes and subtraction units, plus end-to-end runs",
-                       description="Model grid (warm-up, synchronized timing, median and p99, "
-                                   "outputs checked against the authors' formulation) and "
-                                   "end-to-end annotate/live runs on a generated video. "
-                                   "Writes JSON and a PNG plot, prints Markdown tables.")
-    bench.add_arguments(p)
-    p.set_defaults(run=bench.run)
-
-    p = sub.add_parser("app", help="the web app: annotate uploads, watch a live stream, "
-                                   "run the benchmark in a browser",
-                       description="Serve the web app (Gradio). Listens on 127.0.0.1 unless "
-                                   "told otherwise; uploads and results stay in --workdir.")
-    app.add_arguments(p)
-    p.set_defaults(run=app.run)
+    for name, (module, add, run, summary, description) in COMMANDS.items():
+        commands = importlib.import_module(f"realtime.cli.{module}")
+        p = sub.add_parser(name, help=summary, description=description)
+        getattr(commands, add)(p)
+        p.set_defaults(run=getattr(commands, run))
     return parser
 
 

@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser, with_source: bool = True) -> 
     add_live_arguments(parser, with_source)
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1, help="which synthetic colon to fly "
+                                                            "through (default 1)")
+    add_arguments(parser, with_source=False)
+
+
 def add_live_arguments(parser: argparse.ArgumentParser, with_source: bool = True) -> None:
     if with_source:
         parser.add_argument("source", help="video file, image folder or glob, stream URL "
