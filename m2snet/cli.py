@@ -13,7 +13,7 @@ from pathlib import Path
 
 import m2snet
 from m2snet.checkpoint import AUTHORS_TRAINING, IMAGENET, describe
-from m2snet.errors import run_reporting_errors
+from m2snet.errors import program_name, run_reporting_errors
 from m2snet.files import write_json
 
 NORMALIZATIONS = {"imagenet": IMAGENET, "authors-training": AUTHORS_TRAINING}
@@ -100,17 +100,9 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prog(module_form: str) -> str:
-    """How the user called us: the installed console command or ``python -m``."""
-    import os
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return name if name and not name.endswith((".py", "__main__.py")) and name != "-c" \
-        else module_form
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=_prog("python -m m2snet"),
+        prog=program_name("python -m m2snet"),
         description="M2SNet/MSNet model package: inspect and convert weights files, train, "
                     "make synthetic colonoscopy data.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")

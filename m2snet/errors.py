@@ -39,3 +39,11 @@ def run_reporting_errors(args) -> int:
             traceback.print_exc()
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
+
+
+def program_name(module_form: str) -> str:
+    """How the user called a command line: the installed console command, or ``python -m``."""
+    import os
+    import sys
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and not name.endswith(".py") and name != "-c" else module_form

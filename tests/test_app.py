@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from helpers.servers import free_port
 from helpers.videos import decoded_frames, write_video
 
 ARTIFACTS = ROOT / "runs" / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_app(workdir: Path, *extra: str) -> tuple[subprocess.Popen, str]:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
-from helpers.servers import tcp_stream
+from helpers.servers import free_port, tcp_stream
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.handoff import DropOldestQueue, LatestSlot
 from realtime.pipeline.live import LiveOptions, LivePipeline
@@ -34,12 +33,6 @@ from realtime.io.writers import read_masks
 @pytest.fixture(scope="module")
 def tiny(tiny_weights):
     return Segmenter(tiny_weights, backend="cpu")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- buffers and overlay -------------------------------------------------------------------

@@ -52,12 +52,15 @@ def test_threshold_is_per_call_and_leaves_the_segmenter_alone(demo, tmp_path):
 
 def test_latest_policy_keeps_up_and_says_which_frame_each_mask_is_from(demo, tmp_path):
     video = tmp_path / "long.mp4"
-    write_video(video, [i / 30 for i in range(90)], 160, 120)
-    results = list(realtime.stream(video, segmenter=demo, policy="latest"))
-    assert [r.index for r in results] == list(range(90))  # every source frame is delivered
+    write_video(video, [i / 30 for i in range(60)], 160, 120)
+    results = list(realtime.stream(video, segmenter=demo, policy="latest", pace=True))
+    indices = [r.index for r in results]
+    # source frames in order (a loop more than 3 frames behind would lose the oldest: latest
+    # keeps up, it never queues); each carries the newest mask of a frame at or before it
+    assert indices == sorted(set(indices)) and len(indices) > 40
     with_mask = [r for r in results if r.mask_index is not None]
     assert with_mask and all(r.mask_index <= r.index for r in with_mask)
-    assert len({r.mask_index for r in with_mask}) < 90  # unpaced: some frames never segmented
+    assert all(r.mask is None for r in results if r.mask_index is None)
 
 
 def test_leaving_the_loop_early_stops_its_threads(demo, tmp_path):

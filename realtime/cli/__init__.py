@@ -9,18 +9,9 @@ traceback), 2 usage error, 130 interrupted (Ctrl-C) after closing every output.
 from __future__ import annotations
 
 import argparse
-import sys
 import logging
 
-from m2snet.errors import run_reporting_errors
-
-
-def _prog(module_form: str) -> str:
-    """How the user called us: the installed console command or ``python -m``."""
-    import os
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return name if name and not name.endswith((".py", "__main__.py")) and name != "-c" \
-        else module_form
+from m2snet.errors import program_name, run_reporting_errors
 
 
 COMMANDS = {  # name: (module, its adder of flags, its runner, one-line help, description)
@@ -55,7 +46,7 @@ COMMANDS = {  # name: (module, its adder of flags, its runner, one-line help, de
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog=_prog("python -m realtime"),
+    parser = argparse.ArgumentParser(prog=program_name("python -m realtime"),
                                      description="Real-time polyp segmentation in video.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

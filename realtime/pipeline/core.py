@@ -162,15 +162,14 @@ class Pipeline:
 
     def _segment(self, batch: list[_Captured]) -> None:
         t = time.perf_counter()
-        images = [item.frame.image for item in batch]
-        images += [images[-1]] * (self.options.batch - len(images)) \
-            if self.options.policy == "every" else []
-        if len(images) == 1 and self.options.policy == "latest":
-            images = images[0]
+        if self.options.policy == "every":
+            # a short last batch is padded: compiled backends are built for one shape
+            images = [item.frame.image for item in batch]
+            images += [images[-1]] * (self.options.batch - len(images))
+        else:
+            images = batch[0].frame.image[None]  # one frame as a batch of one (a view)
         kwargs = {} if self.options.threshold is None else {"threshold": self.options.threshold}
         probabilities, masks = self.segmenter(images, **kwargs).numpy()
-        if self.options.policy == "latest":
-            probabilities, masks = probabilities[None], masks[None]
         t1 = time.perf_counter()
         self.stats.stage("infer", t1 - t)
         for i, item in enumerate(batch):

@@ -144,6 +144,15 @@ def resolve(name: str) -> Backend:
     return backend
 
 
+def optional_module(name: str):
+    """The module, or None when it is absent or cannot load here (without a GPU driver,
+    torch_tensorrt's import raises a bare Exception, not ImportError)."""
+    try:
+        return importlib.import_module(name)
+    except Exception:
+        return None
+
+
 def gpu_missing() -> str | None:
     """The reason shared by every backend that needs an NVIDIA GPU, or None when there is one."""
     if torch.cuda.is_available():
@@ -170,6 +179,6 @@ def _load_families() -> None:
 
 
 __all__ = ["PRECISIONS", "Backend", "BackendError", "BuildRequest", "Runner", "available",
-           "folded", "get", "gpu_missing", "names", "one_line", "register", "resolve"]
+           "folded", "get", "gpu_missing", "optional_module", "names", "one_line", "register", "resolve"]
 
 _load_families()  # last: the families import what is defined above

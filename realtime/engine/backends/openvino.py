@@ -18,18 +18,15 @@ from pathlib import Path
 import torch
 
 from realtime.engine import cache
-from realtime.engine.backends import Backend, BuildRequest, Runner, folded, one_line, register
+from realtime.engine.backends import (Backend, BuildRequest, Runner, folded, one_line,
+                                      optional_module, register)
 
 log = logging.getLogger("realtime.engine")
 
 
 def openvino_module():
     """openvino, or None when it is not installed (or cannot load on this CPU)."""
-    try:
-        import openvino
-        return openvino
-    except Exception:
-        return None
+    return optional_module("openvino")
 
 
 def missing() -> str | None:

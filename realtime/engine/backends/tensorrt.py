@@ -16,18 +16,14 @@ import torch
 
 from realtime.engine import cache
 from realtime.engine.backends import (Backend, BuildRequest, Runner, folded, gpu_missing, one_line,
-                                      register, short)
+                                      optional_module, register, short)
 
 log = logging.getLogger("realtime.engine")
 
 
 def tensorrt_module():
-    """torch_tensorrt, or None. Without a GPU driver its import raises a bare Exception."""
-    try:
-        import torch_tensorrt
-        return torch_tensorrt
-    except Exception:
-        return None
+    """torch_tensorrt, or None when it is absent or there is no GPU driver."""
+    return optional_module("torch_tensorrt")
 
 
 def missing() -> str | None:
