@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
-from helpers.servers import free_port, tcp_stream
+from helpers.servers import RtspServer, free_port, rtsp_server_missing, tcp_stream
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.handoff import DropOldestQueue, LatestSlot
 from realtime.pipeline.live import LiveOptions, LivePipeline
@@ -236,6 +236,68 @@ def test_tcp_stream_cut_midway_reconnects_and_keeps_going(tiny):
     assert summary["reconnects"] >= 1
     assert summary["frames_captured"] == 80  # both sessions, every frame
     assert "unreachable" in summary["source_lost"]
+
+
+@pytest.fixture
+def rtsp_server():
+    missing = rtsp_server_missing()
+    if missing:
+        if os.environ.get("CI"):  # CI installs it: a skip there would hide the RTSP tests
+            pytest.fail(missing)
+        pytest.skip(missing)
+    with RtspServer() as server:
+        yield server
+
+
+def _wait_for(condition, what: str, limit: float = 60.0) -> None:
+    """Poll until ``condition()`` holds; the limit only keeps a broken run from hanging."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_rtsp_stream_from_a_real_server_survives_the_server_restarting(tiny, rtsp_server):
+    """An RTSP camera gateway (GStreamer's gst-rtsp-server, H.264 over RTP/TCP) goes away
+    mid-procedure and comes back on the same address: the run reconnects and keeps going."""
+    source = open_source(rtsp_server.url, SourceOptions(reconnect_attempts=10, read_timeout=3))
+    assert (source.width, source.height) == (320, 240)
+    pipeline = LivePipeline(source, tiny, [NullSink()], LiveOptions())
+    summary = {}
+    runner = threading.Thread(target=lambda: summary.update(pipeline.run()))
+    runner.start()
+    try:
+        _wait_for(lambda: source.received >= 25, "the first 25 frames")
+        rtsp_server.stop()
+        rtsp_server.start()
+        _wait_for(lambda: source.reconnects >= 1, "the reconnection")
+        after = source.received
+        _wait_for(lambda: source.received >= after + 25, "25 frames after reconnecting")
+    finally:
+        pipeline.stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert summary["reconnects"] == 1 and summary["source_lost"] is None
+    assert summary["frames_captured"] >= 50
+    assert summary["frames_processed"] >= 1
+
+
+def test_live_command_records_an_rtsp_stream_and_fails_when_it_is_gone(tiny_weights,
+                                                                      rtsp_server, tmp_path):
+    done = run_cli("realtime", "live", rtsp_server.url, "--weights", tiny_weights,
+                   "--backend", "cpu", "--no-display", "--duration", "3",
+                   "--record", tmp_path / "rtsp.mp4", "--stats", tmp_path / "s.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    recorded = decoded_frames(tmp_path / "rtsp.mp4")
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert len(recorded) == stats["frames_displayed"] >= 10
+    assert (recorded[0].width, recorded[0].height) == (320, 240)
+    rtsp_server.stop()
+    done = run_cli("realtime", "live", rtsp_server.url, "--weights", tiny_weights,
+                   "--backend", "cpu", "--no-display", "--reconnect", "2")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: {rtsp_server.url}: unreachable after 2 attempts")
 
 
 def test_udp_stream_on_loopback(tiny):
