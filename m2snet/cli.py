@@ -13,7 +13,7 @@ from pathlib import Path
 
 import m2snet
 from m2snet.checkpoint import AUTHORS_TRAINING, IMAGENET, describe
-from m2snet.errors import program_name, run_reporting_errors
+from m2snet.errors import M2SNetError, program_name, run_reporting_errors
 from m2snet.files import write_json
 
 NORMALIZATIONS = {"imagenet": IMAGENET, "authors-training": AUTHORS_TRAINING}
@@ -47,10 +47,22 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _phantom(args: argparse.Namespace) -> int:
     from m2snet.phantom import write_phantoms
-    written = write_phantoms(Path(args.out), n=args.n, seed=args.seed, size=args.size,
-                             sequence_fps=args.sequence, progress=not args.quiet,
-                             positive_only=args.positive_only)
-    print(f"wrote {written} image/mask pairs to {args.out}/images and {args.out}/masks")
+    try:
+        report = write_phantoms(Path(args.out), n=args.n, seed=args.seed, size=args.size,
+                                sequence_fps=args.sequence, progress=not args.quiet,
+                                positive_only=args.positive_only)
+    except ValueError as error:
+        raise M2SNetError(str(error)) from None
+    if report.seed != args.seed:
+        print(f"seed {args.seed}'s scene shows no polyp in {args.n} frames; used seed "
+              f"{report.seed}, the first that does")
+    print(f"wrote {report.written} image/mask pairs ({report.with_polyp} show a polyp) to "
+          f"{args.out}/images and {args.out}/masks")
+    if not report.with_polyp:
+        again = "another --seed" + ("" if args.positive_only else ", or --positive-only")
+        print(f"warning: no frame shows a polyp (seed {report.seed}'s scene has none in view "
+              f"in these frames); "
+              f"for polyps use {again}", file=sys.stderr)
     return 0
 
 
@@ -147,7 +159,8 @@ def _add_phantom(sub) -> None:
                    help="frames of one moving scene at FPS (a video) instead of independent stills")
     p.add_argument("--positive-only", action="store_true",
                    help="only stills that show a polyp at least half in view, as curated "
-                        "test sets do (for PraNet's metrics; masks keep every polyp pixel)")
+                        "test sets do (for PraNet's metrics; masks keep every polyp pixel); "
+                        "with --sequence, the first scene from --seed on that shows one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
 

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import run_cli
+
 from m2snet.phantom import (VISIBLE_FRACTION, PhantomScene, phantom_image, phantom_still,
                              write_phantoms)
 
@@ -89,3 +91,26 @@ def test_positive_only_stills_show_a_polyp_at_least_half_in_view(tmp_path):
     shown = [max(phantom_still(3 * 100_003 + c, 96)[2], default=0) for c in range(30)]
     kept = [v for v in shown if v >= VISIBLE_FRACTION]
     assert 0 < len(kept) < len(shown)
+
+
+def test_a_sequence_without_polyps_is_reported_and_positive_only_finds_one(tmp_path):
+    # seed 2's scene has one polyp that its camera never passes in the first 4 s
+    plain = run_cli("m2snet", "phantom", "--out", tmp_path / "plain", "--n", "120",
+                    "--seed", "2", "--sequence", "30", "--size", "96", "--quiet")
+    assert plain.returncode == 0, plain.stderr
+    assert "(0 show a polyp)" in plain.stdout
+    assert plain.stderr.strip().startswith("warning: no frame shows a polyp")
+    assert "--positive-only" in plain.stderr
+    assert not any(cv2.imread(str(m), cv2.IMREAD_UNCHANGED).any()
+                   for m in (tmp_path / "plain" / "masks").iterdir())
+
+    asked = run_cli("m2snet", "phantom", "--out", tmp_path / "asked", "--n", "120",
+                    "--seed", "2", "--sequence", "30", "--size", "96", "--quiet",
+                    "--positive-only")
+    assert asked.returncode == 0, asked.stderr
+    assert "used seed 3" in asked.stdout and not asked.stderr
+    showing = sum(cv2.imread(str(m), cv2.IMREAD_UNCHANGED).any()
+                  for m in (tmp_path / "asked" / "masks").iterdir())
+    assert f"({showing} show a polyp)" in asked.stdout and showing > 0
+    scene = PhantomScene(3, 96)
+    assert max(max(scene.visibility(i / 30)) for i in range(120)) >= VISIBLE_FRACTION
