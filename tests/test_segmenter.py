@@ -4,6 +4,7 @@ shape, the engine-cache key, and the errors a user can meet."""
 from __future__ import annotations
 
 import logging
+import re
 import os
 from pathlib import Path
 
@@ -170,6 +171,10 @@ def test_openvino_traces_once_then_reads_its_cache(weights, caplog, tmp_path):
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         first = Segmenter(weights, backend="openvino", cache_dir=tmp_path)(frame)
         assert any("traced in" in r.message for r in caplog.records)
+        # the first start says what it is doing and how long it should take
+        assert any(re.fullmatch(r"openvino .*: tracing the network, once per model and library "
+                                r"version \((usually 10-60 s|last time \d+ s)\)\.\.\.", r.message)
+                   for r in caplog.records)
         caplog.clear()
         second = Segmenter(weights, backend="openvino", cache_dir=tmp_path)(frame)
     assert any("loaded the cached network" in r.message for r in caplog.records)

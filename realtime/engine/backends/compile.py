@@ -10,6 +10,7 @@ import time
 import torch
 
 from realtime.engine import cache
+from realtime.engine.slow_step import slow_step
 from realtime.engine.backends import Backend, BuildRequest, Runner, folded, register, short
 from realtime.engine.backends.torch_eager import autocast_forward
 
@@ -23,9 +24,10 @@ def timed_first_call(fn, what: str):
     def call(x):
         if not state["first"]:
             return fn(x)
-        log.info("%s: compiling for input %s (first frame only)...", what, tuple(x.shape))
         start = time.perf_counter()
-        out = fn(x)
+        with slow_step(f"{what}: compiling for input {tuple(x.shape)} (first frame only)",
+                       key=f"{what} {tuple(x.shape)}", usually="1-5 min on a CPU"):
+            out = fn(x)
         state["first"] = False
         log.info("%s: compiled in %.1f s", what, time.perf_counter() - start)
         return out

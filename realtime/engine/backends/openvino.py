@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from realtime.engine import cache
+from realtime.engine.slow_step import slow_step
 from realtime.engine.backends import (Backend, BuildRequest, Runner, folded, one_line,
                                       optional_module, register)
 
@@ -78,9 +79,11 @@ def build(request: BuildRequest) -> Runner:
 def _trace(ov, model: torch.nn.Module, shape: tuple):
     """The network as an OpenVINO model with the batch left open."""
     start = time.perf_counter()
-    log.info("openvino %s: tracing the network (seconds, once per cache key)...", ov.__version__)
-    with warnings.catch_warnings():  # the tracer flags the model's shape checks
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    size = sum(p.numel() for p in model.parameters())
+    with slow_step(f"openvino {ov.__version__}: tracing the network, once per model "
+                   "and library version",
+                   key=f"openvino trace {size} {tuple(shape[1:])}"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the model's shape checks
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace is deprecated
         converted = ov.convert_model(model.to(memory_format=torch.contiguous_format),
                                      example_input=torch.zeros(shape),

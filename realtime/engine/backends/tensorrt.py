@@ -15,6 +15,7 @@ import time
 import torch
 
 from realtime.engine import cache
+from realtime.engine.slow_step import slow_step
 from realtime.engine.backends import (Backend, BuildRequest, Runner, folded, gpu_missing, one_line,
                                       optional_module, register, short)
 
@@ -54,12 +55,12 @@ def build(request: BuildRequest) -> Runner:
             return Runner(loaded, dtype, f"tensorrt {short(dtype)} (cached engine)")
     torch_tensorrt = tensorrt_module()
     model = folded(request.model, torch.device("cuda")).to(dtype)
-    log.info("tensorrt: building an engine for %s %s (minutes, once per cache key)...",
-             shape, dtype)
     start = time.perf_counter()
     inputs = [torch_tensorrt.Input(shape=shape, dtype=dtype)]
-    compiled = torch_tensorrt.compile(model, ir="dynamo", inputs=inputs,
-                                      immutable_weights=False, min_block_size=1)
+    with slow_step(f"tensorrt: building an engine for {shape} {short(dtype)}",
+                   key=f"tensorrt build {shape} {short(dtype)}", usually="minutes"):
+        compiled = torch_tensorrt.compile(model, ir="dynamo", inputs=inputs,
+                                          immutable_weights=False, min_block_size=1)
     log.info("tensorrt: engine built in %.1f s", time.perf_counter() - start)
     if engine_path is not None:
         _save(torch_tensorrt, compiled, engine_path, torch.zeros(shape, dtype=dtype, device="cuda"))
