@@ -63,14 +63,15 @@ def tiny_weights(tmp_path_factory) -> Path:
     return m2snet.save_checkpoint(model, tmp_path_factory.mktemp("w") / "tiny.pt", input_size=64)
 
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT  # noqa: E402
 
 
-def run_cli(module: str, *args, timeout: float = 300, cwd=None, env_extra: dict | None = None):
-    """Run ``python -m module args`` in a clean environment without a display."""
+def run_cli(module: str, *args, timeout: float = 300, cwd=None, env_extra: dict | None = None,
+            prefix: list[str] = ()):
+    """Run ``[prefix] python -m module args`` in a clean environment without a display."""
     import subprocess
     import sys
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp"),
            "M2SNET_CACHE": os.environ["M2SNET_CACHE"], **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+    return subprocess.run([*prefix, sys.executable, "-m", module, *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or ROOT, env=env)

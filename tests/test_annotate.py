@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
+from helpers.small_disk import run_on_small_disk, small_disk_missing
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.offline import AnnotateOptions, InputSpec, annotate_one, expand_inputs
 from realtime.io.coco import rle_decode, rle_encode
@@ -214,12 +215,12 @@ def test_ctrl_c_keeps_complete_inputs_and_nothing_half_written(tiny_weights, tmp
                              "--out", str(tmp_path / "out"), "--weights", str(tiny_weights),
                              "--backend", "cpu", "--quiet"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for _ in range(240):
+    log = tmp_path / "out" / ".long.partial" / "frames.jsonl"
+    for _ in range(480):  # until the long input is being annotated (the limit: a broken run)
         time.sleep(0.25)
-        if (tmp_path / "out" / ".long.partial" / "frames.jsonl").exists():
+        if log.exists() and log.stat().st_size > 0:
             break
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # 3000 frames: it is far from done
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted during" in err and "complete: short" in err
@@ -248,3 +249,86 @@ def test_a_short_last_batch_is_padded_to_the_batch_size(demo, tmp_path):
     summary = _annotate(video, tmp_path / "out", Spy(demo), batch=4)
     assert shapes == [4, 4] and summary["frames"] == 7
     assert len(read_masks(tmp_path / "out" / "seven" / "masks.mkv")[0]) == 7
+
+
+@pytest.fixture
+def small_disk():
+    missing = small_disk_missing()
+    if missing:
+        pytest.skip(missing)
+
+
+def test_a_writer_that_hits_a_full_disk_releases_its_file(small_disk, tmp_path):
+    """Before: the overlay writer failed while flushing and kept its file open, so deleting
+    the partial output freed nothing and every later input failed too."""
+    disk = tmp_path / "disk"
+    done = run_on_small_disk(disk, 64, [ROOT / "tests/helpers/fill_disk.py", disk], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reports = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["file"] for r in reports] == ["overlay.mp4", "masks.mkv"]
+    for report in reports:
+        assert report["failed"] in ("write", "close")  # the disk really was full
+        assert not report["held"], report
+        assert report["used_kb"] == 0, report           # deleting it freed the space
+
+
+def test_a_full_disk_fails_one_input_and_the_next_ones_still_fit(small_disk, tiny_weights,
+                                                                 tmp_path):
+    big, small = tmp_path / "big.mp4", [tmp_path / "small1.mp4", tmp_path / "small2.mp4"]
+    write_video(big, [i / 30 for i in range(150)], 640, 480, phantom=True)
+    for video in small:
+        write_video(video, [i / 30 for i in range(20)], 160, 120, phantom=True)
+    # room for both small inputs' outputs with a margin, far from enough for the big one's
+    alone = tmp_path / "alone"
+    done = run_cli("realtime", "annotate", *small, "--weights", tiny_weights, "--backend",
+                   "cpu", "--out", alone, "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    pages = sum(-(-f.stat().st_size // 4096) * 4 for f in alone.rglob("*") if f.is_file())
+    disk = tmp_path / "disk"
+    done = run_on_small_disk(disk, pages + 64, ["-m", "realtime", "annotate", big, *small,
+                                                "--weights", tiny_weights, "--backend", "cpu",
+                                                "--out", disk, "--quiet"], cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"error: {big}: [Errno 28] No space left on device" in done.stderr
+    assert "2 of 3 inputs complete" in done.stdout
+    assert done.entries == ["small1", "small2"]  # no partial folder of the failed input
+    assert done.used_kb <= pages + 8, (done.used_kb, pages)  # and none of its space
+
+
+def test_a_rotated_phone_video_is_segmented_upright(demo, tmp_path):
+    times = [i / 30 for i in range(6)]
+    write_video(tmp_path / "plain.mp4", times, 160, 120, phantom=True)
+    write_video(tmp_path / "portrait.mp4", times, 160, 120, phantom=True, rotation=-90)
+    summary = _annotate(tmp_path / "portrait.mp4", tmp_path / "out", demo)
+    assert summary["rotation"] == 270 and (summary["width"], summary["height"]) == (120, 160)
+    plain = [f.to_ndarray(format="rgb24") for f in decoded_frames(tmp_path / "plain.mp4")]
+    upright = [np.rot90(image, -1) for image in plain]  # -90: a quarter turn clockwise
+    masks, _ = read_masks(tmp_path / "out" / "portrait" / "masks.mkv")
+    assert len(masks) == 6
+    for mask, image in zip(masks, upright):
+        expected = demo(np.ascontiguousarray(image)).masks.numpy()
+        assert mask.shape == (160, 120) and expected.any()
+        assert np.array_equal(mask > 0, expected)  # the model saw the upright picture
+    overlay = decoded_frames(tmp_path / "out" / "portrait" / "overlay.mp4")
+    assert (overlay[0].width, overlay[0].height) == (120, 160)
+
+
+def test_a_file_that_ends_before_its_declared_frames_is_reported(tiny_weights, tmp_path):
+    whole = tmp_path / "whole.mp4"
+    write_video(whole, [i / 30 for i in range(60)], 160, 120, phantom=True,
+                options={"movflags": "faststart"})  # index first: a cut copy still opens
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    done = run_cli("realtime", "annotate", whole, cut, "--weights", tiny_weights, "--backend",
+                   "cpu", "--out", tmp_path / "out", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cut_summary = json.loads((tmp_path / "out" / "cut" / "summary.json").read_text())
+    whole_summary = json.loads((tmp_path / "out" / "whole" / "summary.json").read_text())
+    decoded = cut_summary["frames"]
+    assert 10 < decoded < 60 and cut_summary["frames_declared"] == 60
+    assert cut_summary["incomplete"].startswith(
+        f"the file declares 60 frames; {decoded} could be decoded")
+    assert f"{cut}: the file declares 60 frames; {decoded} could be decoded" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == \
+        f"2 of 2 inputs complete in {tmp_path / 'out'}; ended early: cut"
+    assert whole_summary["frames"] == 60 and whole_summary["incomplete"] is None

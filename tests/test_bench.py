@@ -49,6 +49,9 @@ def test_rows_have_identical_outputs_and_speedups_against_the_reference(quick):
     folder, _ = quick
     rows = json.loads((folder / "bench.json").read_text())["results"]
     for row in rows:
+        # the check frame shows a polyp: the masks compared are not two empty ones (before:
+        # a polyp-free frame, max probability 6e-6, Dice 1.0 by the both-empty rule)
+        assert 0.01 < row["foreground"] < 0.5
         assert row["max_prob_diff"] < 1e-4 and row["mask_dice"] > 0.999
         assert row["latency_ms"]["p99"] >= row["latency_ms"]["p50"]
         assert row["fps"] == pytest.approx(1000 / row["latency_ms"]["p50"])
@@ -64,11 +67,22 @@ def test_markdown_table_and_plot(quick):
 
 
 def test_compare_prints_ratios_per_row(quick, tmp_path):
+    """Against an older run whose rows were half and twice as fast (and one it lacks): the
+    ratio is new over old, per row, and rows missing from the old run are left out."""
+    import copy
     folder, _ = quick
     from realtime.bench import compare
-    result = json.loads((folder / "bench.json").read_text())
-    text = compare(result, result)
-    assert text.count("| 1.00× |") == len(QUICK_ROWS)
+    new = json.loads((folder / "bench.json").read_text())
+    old = copy.deepcopy(new)
+    old["results"][0]["fps"] = new["results"][0]["fps"] / 2    # new is 2x faster
+    old["results"][1]["fps"] = new["results"][1]["fps"] * 2    # new is 2x slower
+    del old["results"][2]
+    lines = compare(new, old).splitlines()
+    rows = [line for line in lines if line.startswith("| demo |")]
+    assert len(rows) == len(QUICK_ROWS) - 1
+    assert rows[0].endswith("| 2.00× |") and rows[1].endswith("| 0.50× |")
+    assert f"{old['results'][0]['fps']:.1f} | {new['results'][0]['fps']:.1f}" in rows[0]
+    assert all(row.endswith("| 1.00× |") for row in rows[2:])
 
 
 def test_bad_grid_values_fail_in_one_line(tmp_path):

@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import run_cli
+from helpers import ROOT
 from helpers.videos import decoded_frames
 from realtime.engine.segmenter import Segmenter
 
@@ -35,64 +38,109 @@ def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny_weigh
 def test_demo_with_missing_weights_fails_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "realtime", "demo", "--weights",
                            str(tmp_path / "absent.pt"), "--seconds", "1"],
-                          capture_output=True, text=True, timeout=120, cwd=_root())
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == f"error: {tmp_path / 'absent.pt'}: no such file"
     assert "Traceback" not in done.stderr
 
 
-def _root():
-    from pathlib import Path
-    return Path(__file__).resolve().parents[1]
-
-
 def test_bundled_demo_model_finds_polyps_in_unseen_phantoms():
-    """The shipped weights (phantom-trained) on frames from a seed it never saw."""
+    """The shipped weights (phantom-trained) on 30 stills of a seed it never saw, scored on
+    the frames that show a polyp (an empty frame left empty would score 1 and flatter the
+    mean); the polyp-free frames must stay empty. Measured when this test was written: Dice
+    0.713 over the 19 frames with polyp pixels, 0.791 over the 16 showing a polyp at least
+    half in view, no pixel on the 11 polyp-free frames; the bars leave about 0.05."""
     import numpy as np
 
-    from m2snet.phantom import phantom_image
+    from m2snet.phantom import VISIBLE_FRACTION, phantom_still
     seg = Segmenter(backend="cpu")  # the default: the bundled demo model
-    scores = []
+    with_polyp, in_view, false_pixels = [], [], 0
     for i in range(30):
-        image, mask = phantom_image(5000 * 100_003 + i, 352)
+        image, mask, shown = phantom_still(5000 * 100_003 + i, 352)
         pred, truth = seg(image).masks.numpy(), mask > 0
-        total = pred.sum() + truth.sum()
-        scores.append(1.0 if total == 0 else 2 * (pred & truth).sum() / total)
-    assert np.mean(scores) > 0.75  # 0.85 over 100 such frames when it was trained
+        if not truth.any():
+            false_pixels += int(pred.sum())
+            continue
+        dice = 2 * (pred & truth).sum() / (pred.sum() + truth.sum())
+        with_polyp.append(dice)
+        if max(shown) >= VISIBLE_FRACTION:
+            in_view.append(dice)
+    assert len(with_polyp) >= 15 and len(in_view) >= 12  # the sample really has polyps
+    assert np.mean(with_polyp) >= 0.65
+    assert np.mean(in_view) >= 0.75
+    assert false_pixels == 0
+
+
+def _needed(*tools: str) -> None:
+    """Skip (with the reason) where a tool is absent; CI installs them, so fail there."""
+    import os
+    import shutil
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        reason = f"{', '.join(missing)} missing (apt-get install xvfb xdotool)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def test_demo_window_on_a_virtual_screen(tmp_path):
-    """A real X server (Xvfb), the real OpenCV window, and a screenshot of what it shows."""
-    import shutil
+    """A real X server (Xvfb), the real OpenCV window, screenshots of what it shows, and real
+    key presses (xdotool): the status line is drawn, 'h' hides it, 'q' ends the demo."""
     import time
 
     import numpy as np
     from PIL import ImageGrab
 
-    xvfb = shutil.which("Xvfb")
-    assert xvfb, "Xvfb is missing: .ci/run installs it (apt-get install xvfb)"
+    _needed("Xvfb", "xdotool")
     display = f":{70 + (int(time.time()) % 20)}"
-    server = subprocess.Popen([xvfb, display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten",
+                               "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "DISPLAY": display}
+
+    def shot():
+        return np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
+
+    def wait_for(condition, what):  # polls; the limit only stops a broken run
+        for _ in range(240):
+            image = shot()
+            if condition(image) or demo.poll() is not None:
+                return image
+            time.sleep(0.5)
+        raise AssertionError(f"gave up waiting for {what}")
+
+    def status_pixels(image):  # white text on the darkened band at the top of the frame
+        return int((image[:24].min(axis=2) > 200).sum())
+
+    def key(name):
+        subprocess.run(["xdotool", "key", name], env=env, check=True)
+
+    demo = None
     try:
         time.sleep(1.0)
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(_root()), "DISPLAY": display}
+        # 600 s: the run can only end this soon because 'q' ended it
         demo = subprocess.Popen([sys.executable, "-m", "realtime", "demo", "--backend", "cpu",
-                                 "--seconds", "8"], env=env, cwd=tmp_path,
+                                 "--seconds", "600"], env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        shot = None
-        for _ in range(40):  # wait until the window shows the colon (model load, warm-up)
-            time.sleep(0.5)
-            shot = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB"))
-            if _reddish(shot).mean() > 0.05 or demo.poll() is not None:
-                break
+        colon = wait_for(lambda image: _reddish(image).mean() > 0.05, "the colon on screen")
+        ys, xs = np.nonzero(_reddish(colon))
+        subprocess.run(["xdotool", "mousemove", str(int(xs.mean())), str(int(ys.mean()))],
+                       env=env, check=True)  # no window manager: focus follows the pointer
+        with_status = wait_for(lambda image: status_pixels(image) > 50, "the status line")
+        key("h")
+        without_status = wait_for(lambda image: status_pixels(image) == 0, "the status line "
+                                  "to go")
+        key("q")
         out, err = demo.communicate(timeout=120)
     finally:
+        if demo is not None and demo.poll() is None:
+            demo.kill()
         server.terminate()
         server.wait(timeout=10)
     assert demo.returncode == 0, err[-1500:]
+    assert _reddish(colon).mean() > 0.05  # the mucosa is on screen
+    assert status_pixels(with_status) > 50 and status_pixels(without_status) == 0
+    assert _reddish(without_status).mean() > 0.05  # 'h' hid the line, not the picture
     assert "displayed" in out and not (tmp_path / "runs").exists()  # shown, not recorded
-    assert _reddish(shot).mean() > 0.05  # the mucosa is on screen
 
 
 def _reddish(shot):

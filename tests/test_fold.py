@@ -20,15 +20,19 @@ def _batchnorms(model):
 def test_folded_network_equals_original(kwargs):
     torch.manual_seed(0)
     model = calibrate(m2snet.create_model(**kwargs), torch.randn(1, 3, 64, 64))
+    x = torch.randn(2, 3, 96, 128)
+    before = len(_batchnorms(model))
+    with torch.no_grad():
+        expected = model(x)
     folded, count = fold_batchnorm(model, torch.zeros(1, 3, 64, 64))
     left = _batchnorms(folded)
     # Only the subtraction units' two BatchNorms (fed by window sums) remain.
     assert len(left) == (2 if model.arch == "m2snet" else 0)
-    assert count == len(_batchnorms(model)) - len(left)
-    assert len(_batchnorms(model)) == count + len(left) and count > 0  # original untouched
-    x = torch.randn(2, 3, 96, 128)
-    with torch.no_grad():
-        expected, got = model(x), folded(x)
+    assert count == before - len(left) and count > 0
+    with torch.no_grad():  # the original is untouched: same modules, same outputs
+        assert len(_batchnorms(model)) == before
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+        got = folded(x)
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3 * expected.abs().max())
 
 

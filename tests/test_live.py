@@ -146,8 +146,9 @@ def test_file_source_is_played_at_its_frame_rate_and_every_frame_is_shown(tiny, 
     summary = pipeline.run()
     took = time.perf_counter() - began
     assert summary["frames_captured"] == 30 and summary["frames_displayed"] == 30
-    assert summary["frames_processed"] + summary["frames_dropped"] == 30
-    assert took > 1.3  # paced to the file's 1.45 s, not decoded flat out
+    assert summary["frames_processed"] >= 1
+    # paced to the file's 1.45 s, not decoded flat out (a lower bound: load cannot break it)
+    assert took > 1.3
     shown = decoded_frames(record)
     assert len(shown) == 30 and (shown[0].width, shown[0].height) == (160, 120)
     # the recording keeps capture times: frames 50 ms apart (within scheduling jitter)
@@ -163,20 +164,32 @@ def test_no_pace_reads_as_fast_as_it_decodes_and_latency_stays_bounded(tiny, tmp
     pipeline = LivePipeline(open_source(str(video)), tiny, [NullSink()],
                             LiveOptions(pace=False))
     summary = pipeline.run()
-    assert summary["seconds"] < 10  # less than the video's own 10 s: not paced
+    # paced, it would take the video's own 10 s; unpaced, decoding 300 frames of 160x120
+    # takes a fraction of that even on a loaded machine
+    assert summary["seconds"] < 10
     assert summary["frames_captured"] == 300
-    assert summary["frames_dropped"] > 0  # the model cannot keep up: frames are dropped ...
-    assert summary["latency_ms"]["max"] < 1000  # ... instead of queueing up
-    assert summary["frames_displayed"] + summary["frames_not_displayed"] == 300
+    # a 64-px model takes milliseconds a frame, decoding 160x120 well under one: some frames
+    # are dropped instead of queueing up, so no frame waits for the frames before it (queued,
+    # the last one's latency would be most of the run)
+    assert summary["frames_dropped"] > 0
+    assert summary["latency_ms"]["max"] < summary["seconds"] * 1000 / 2
 
 
 def test_sync_mode_shows_each_segmented_frame_with_its_own_mask(tiny, tmp_path):
     video = tmp_path / "clip.mp4"
     write_video(video, [i / 30 for i in range(30)])
-    pipeline = LivePipeline(open_source(str(video)), tiny, [NullSink()], LiveOptions(sync=True))
+    shown = []
+
+    class Keep(NullSink):
+        def write(self, view):
+            shown.append(view)
+
+    pipeline = LivePipeline(open_source(str(video)), tiny, [Keep()], LiveOptions(sync=True))
     summary = pipeline.run()
-    assert summary["frames_displayed"] + summary["frames_not_displayed"] == \
-        summary["frames_processed"]
+    assert summary["frames_displayed"] == len(shown) == summary["frames_processed"] > 0
+    for view in shown:  # each shown frame carries the mask computed on that very frame
+        assert view.mask_index == view.index
+        assert np.array_equal(view.mask, tiny(view.raw).masks.numpy())
     assert summary["mask_age_ms"]["p99"] == 0.0
     assert summary["mode"] == "sync"
 
@@ -335,12 +348,13 @@ def test_http_stream_on_loopback(tiny, tmp_path):
     assert summary["frames_captured"] >= 44  # the rest of the first pass, then reconnects
 
 
-def test_unreachable_stream_fails_after_its_attempts():
+def test_unreachable_stream_fails_after_its_attempts(caplog):
     port = free_port()
-    began = time.perf_counter()
-    with pytest.raises(SourceError, match=rf"tcp://127.0.0.1:{port}: unreachable after 2 attempts"):
-        open_source(f"tcp://127.0.0.1:{port}", SourceOptions(reconnect_attempts=2))
-    assert time.perf_counter() - began < 10
+    with pytest.raises(SourceError, match=rf"tcp://127.0.0.1:{port}: unreachable after 3 attempts"):
+        open_source(f"tcp://127.0.0.1:{port}", SourceOptions(reconnect_attempts=3))
+    retries = [r.message.split("; ", 1)[1] for r in caplog.records if "retrying" in r.message]
+    # pauses that grow between attempts, and no attempt past the last
+    assert retries == ["retrying in 0.5 s (attempt 2 of 3)", "retrying in 1.0 s (attempt 3 of 3)"]
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -131,3 +131,33 @@ def test_input_size_not_multiple_of_32_is_explained():
     model = m2snet.create_model("msnet", backbone="resnet18", width=8)
     with pytest.raises(ValueError, match="multiples of 32, got 100x96"):
         model(torch.randn(1, 3, 100, 96))
+
+
+@pytest.mark.parametrize("backbone", ["res2net50d", "resnet18"])
+def test_backbone_levels_are_wired_as_timms_own_network_computes_them(backbone):
+    """The five levels the decoder reads, against timm's own complete network (a fresh
+    instance with the same weights) run by its own forward, read off with hooks: x1 after the
+    stem's max-pool (stride 4), x2..x5 after layer1..layer4. Independent of how
+    m2snet/encoders.py wires them (the spec reference above starts from model.features)."""
+    import timm
+    torch.manual_seed(5)
+    model = m2snet.create_model("m2snet", backbone=backbone, width=8).eval()
+    calibrate(model, torch.randn(2, 3, 64, 64))
+    encoder = getattr(model, model.encoder_spec.attribute)
+    reference = timm.create_model(backbone, pretrained=False).eval()
+    weights = encoder.state_dict() if backbone == "res2net50d" else \
+        {k.removeprefix("body."): v for k, v in encoder.state_dict().items()}
+    missing, unexpected = reference.load_state_dict(weights, strict=False)
+    assert not unexpected and all(k.startswith("fc.") for k in missing)  # only the classifier
+    seen = {}
+    for name in ("maxpool", "layer1", "layer2", "layer3", "layer4"):
+        getattr(reference, name).register_forward_hook(
+            lambda module, args, out, name=name: seen.__setitem__(name, out))
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        levels = model.features(x)
+        reference(x)
+    expected = [seen[name] for name in ("maxpool", "layer1", "layer2", "layer3", "layer4")]
+    assert [tuple(t.shape[-2:]) for t in levels] == [(24, 32), (24, 32), (12, 16), (6, 8), (3, 4)]
+    for got, want in zip(levels, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from m2snet.errors import one_line
 from realtime.cli.common import add_runtime_arguments, make_segmenter, next_free
+from realtime.io.sinks import checked_folder
 from realtime.errors import SourceError
 from realtime.io.overlay import OverlayStyle
 from realtime.pipeline.offline import (AnnotateOptions, InputSpec, annotate_one, expand_inputs,
@@ -59,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     if args.out is None and args.resume:
         raise ValueError("--resume needs --out: the folder of the run to continue")
-    out = Path(args.out) if args.out else next_free("runs/annotate")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a folder")
+    out = checked_folder(Path(args.out) if args.out else next_free("runs/annotate"))
     # every input is opened once before the model loads: bad ones fail in seconds, in order
     inputs = [_checked(spec, args.fps) for spec in expand_inputs(args.inputs)]
     options = AnnotateOptions(batch=args.batch, mask_values=args.mask_values,
@@ -78,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     segmenter = make_segmenter(args)
     complete: list[str] = []
+    cut_short: list[str] = []
     for spec in todo:
         if args.resume and is_complete(out / spec.stem):
             print(f"{spec.stem}: already complete, skipped", flush=True)
@@ -100,9 +100,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         t = summary["timings"]
         print(f"{spec.stem}: {summary['frames']} frames ({summary['frames_with_polyp']} with "
-              f"polyps, {summary['damaged_packets_skipped']} damaged packets skipped) at "
-              f"{t['fps']} frames/s -> {summary['output']}", flush=True)
+              f"polyps, {summary['damaged_packets_skipped']} damaged packets skipped"
+              + (f", turned {summary['rotation']} degrees upright" if summary["rotation"] else "")
+              + f") at {t['fps']} frames/s -> {summary['output']}", flush=True)
+        if summary["incomplete"]:  # (the source has warned)
+            cut_short.append(spec.stem)
         complete.append(spec.stem)
     print(f"{len(complete)} of {len(inputs)} inputs complete in {out}"
+          + (f"; ended early: {', '.join(cut_short)}" if cut_short else "")
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0

@@ -10,7 +10,8 @@ from pathlib import Path
 from m2snet.files import write_json
 from realtime.cli.common import add_runtime_arguments, make_segmenter, next_free
 from realtime.io.overlay import OverlayStyle
-from realtime.io.sinks import MaskSink, NullSink, RecordSink, WindowSink, display_available
+from realtime.io.sinks import (MaskSink, NullSink, RecordSink, WindowSink, checked_output,
+                               display_available)
 from realtime.io.sources import SourceOptions, open_source, source_kind
 from realtime.pipeline.live import LiveOptions, LivePipeline
 from realtime.pipeline.stats import format_summary
@@ -97,6 +98,8 @@ def run_live(args: argparse.Namespace) -> int:
         sinks.append(WindowSink(fullscreen=args.fullscreen))  # fails early without a display
     record = RecordSink(Path(args.record)) if args.record else None
     mask_sink = MaskSink(Path(args.masks), args.probabilities) if args.masks else None
+    if args.stats:
+        checked_output(Path(args.stats), (".json",), "statistics are JSON")
     source_kind(args.source)  # a mistyped source fails now, not after the model has loaded
     segmenter = make_segmenter(args)
     source = open_source(args.source, source_options(args))

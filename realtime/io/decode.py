@@ -67,6 +67,7 @@ class VideoDecoder:
             self.container.close()
             raise SourceError(f"{url}: has no video stream")
         self.stream = self.container.streams.video[0]
+        self._first, self.rotation = None, 0
         try:
             check_frame_size(url, *self.size)
         except SourceError:
@@ -76,6 +77,21 @@ class VideoDecoder:
         self.stream.thread_type = "SLICE" if low_delay else "AUTO"
         self.damaged = 0
         self.error: str | None = None
+        self._decoded = self._decode()
+        # the first frame, decoded now: its display matrix says how the video is shown (phones
+        # record portrait video as landscape frames plus a rotation), and its size is exact
+        self._first = next(self._decoded, None)
+        self.rotation = self._display_rotation(self._first)
+
+    def _display_rotation(self, frame) -> int:
+        """Degrees counterclockwise that turn the frames upright, as players show them: a
+        multiple of 90 (other angles are not applied, and said so)."""
+        angle = round(frame.rotation) if frame is not None else 0
+        if angle % 90:
+            log.warning("%s: display rotation of %d degrees is not a quarter turn; frames kept "
+                        "as coded", self.url, angle)
+            return 0
+        return angle % 360
 
     @property
     def fps(self) -> float | None:
@@ -84,7 +100,15 @@ class VideoDecoder:
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.stream.codec_context.width, self.stream.codec_context.height
+        """(width, height) of the frames ``frames()`` yields (upright)."""
+        source = self._first if self._first is not None else self.stream.codec_context
+        width, height = source.width, source.height
+        return (height, width) if self.rotation in (90, 270) else (width, height)
+
+    @property
+    def declared_frames(self) -> int | None:
+        """The frame count the container's header states (MP4, AVI, ...), or None."""
+        return self.stream.frames or None
 
     @property
     def frame_count(self) -> int | None:
@@ -101,6 +125,19 @@ class VideoDecoder:
         return self.stream.time_base
 
     def frames(self) -> Iterator[tuple[np.ndarray, float | None, int | None]]:
+        first, self._first = self._first, None
+        turns = self.rotation // 90
+        for frame in ([first] if first is not None else []):
+            yield self._rgb(frame, turns), frame.time, frame.pts
+        for frame in self._decoded:
+            yield self._rgb(frame, turns), frame.time, frame.pts
+
+    @staticmethod
+    def _rgb(frame, turns: int) -> np.ndarray:
+        image = frame.to_ndarray(format="rgb24")
+        return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+    def _decode(self):
         packets = self.container.demux(self.stream)
         while True:
             try:
@@ -110,14 +147,20 @@ class VideoDecoder:
             except (av.error.FFmpegError, OSError) as error:
                 self.error = ffmpeg_reason(error)
                 log.warning("%s: reading stopped: %s", self.url, self.error)
+                yield from self._drain()  # the frames the decoder still holds
                 return
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
                 self.damaged += 1
                 continue
-            for frame in decoded:
-                yield frame.to_ndarray(format="rgb24"), frame.time, frame.pts
+            yield from decoded
+
+    def _drain(self):
+        try:
+            yield from self.stream.codec_context.decode(None)
+        except av.error.FFmpegError:
+            pass
 
     def close(self) -> None:
         self.container.close()

@@ -20,7 +20,8 @@ import cv2
 
 from realtime.io.coco import CocoWriter
 from realtime.io.results import FrameResult
-from realtime.io.sinks import Sink
+from realtime.errors import SinkError
+from realtime.io.sinks import Sink, close_all
 from realtime.io.sources import Source
 from realtime.io.writers import MaskWriter, VideoWriter, mask_to_gray
 
@@ -63,7 +64,11 @@ class PngMasks(Sink):
         folder.mkdir()
 
     def write(self, result: FrameResult) -> None:
-        cv2.imwrite(str(self.folder / f"{result.index:06d}.png"), _gray(result, self.probabilities))
+        path = self.folder / f"{result.index:06d}.png"
+        ok, data = cv2.imencode(".png", _gray(result, self.probabilities))
+        if not ok:
+            raise SinkError(f"{path}: PNG encoding failed")
+        path.write_bytes(data.tobytes())  # an OSError (a full disk) is raised, not ignored
 
 
 class FrameLog(Sink):
@@ -96,13 +101,20 @@ def offline_sinks(folder: Path, name: str, source: Source, mask_values: str = "b
                   png_masks: bool = False, coco: bool = False) -> list[Sink]:
     """Every output of one input in ``folder``, in the order they are written."""
     probabilities = mask_values == "probabilities"
-    sinks: list[Sink] = [OverlayVideo(folder / "overlay.mp4", source),
-                         MaskVideo(folder / "masks.mkv", source, probabilities),
-                         FrameLog(folder / "frames.jsonl")]
+    makers = [lambda: OverlayVideo(folder / "overlay.mp4", source),
+              lambda: MaskVideo(folder / "masks.mkv", source, probabilities),
+              lambda: FrameLog(folder / "frames.jsonl")]
     if png_masks:
-        sinks.append(PngMasks(folder / "masks", probabilities))
+        makers.append(lambda: PngMasks(folder / "masks", probabilities))
     if coco:
-        sinks.append(Coco(folder / "coco.json", name, source))
+        makers.append(lambda: Coco(folder / "coco.json", name, source))
+    sinks: list[Sink] = []
+    try:
+        for make in makers:
+            sinks.append(make())
+    except BaseException:
+        close_all(sinks, report=False)
+        raise
     return sinks
 
 

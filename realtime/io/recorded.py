@@ -50,12 +50,19 @@ class FileSource(Source):
         self.time_base = self.decoder.time_base or Fraction(1, 90000)
         self.width, self.height = self.decoder.size
         self.frame_count = self.decoder.frame_count
-        self.description = f"{path} ({self.width}x{self.height}, {self.fps or 0:.3g} fps)"
+        self.declared_frames = self.decoder.declared_frames
+        self.rotation = self.decoder.rotation
+        # the file's display rotation is applied, as players do; the description says so
+        upright = f", turned {self.rotation} degrees upright" if self.rotation else ""
+        self.description = f"{path} ({self.width}x{self.height}, {self.fps or 0:.3g} fps{upright})"
         self._frames = self.decoder.frames()
         self._offset, self._first_pts, self._pass_last, self.passes = 0, None, None, 1
+        self._in_pass = 0
 
     def _next(self):
         item = next(self._frames, None)
+        if item is None:
+            self._check_complete()
         if item is None and self.loop and self._pass_last is not None:
             self.damaged += self.decoder.damaged
             self.decoder.close()
@@ -64,16 +71,28 @@ class FileSource(Source):
             step = max(1, round(1 / ((self.fps or 30.0) * self.time_base)))
             self._offset = self._pass_last + step - (self._first_pts or 0)
             self.passes += 1
+            self._in_pass = 0
             item = next(self._frames, None)
         if item is None:
             self.damaged += self.decoder.damaged
             return None
+        self._in_pass += 1
         image, _, pts = item
         pts = None if pts is None else pts + self._offset
         if self._first_pts is None:
             self._first_pts = pts
         self._pass_last = pts if pts is not None else self._pass_last
         return image, pts, None
+
+    def _check_complete(self) -> None:
+        """Say once when the file ends before the frame count its header declares (a copy cut
+        short, a recorder that crashed): the frames up to there are all there is."""
+        declared = self.declared_frames
+        if self.incomplete is None and declared and self._in_pass < declared:
+            reason = f", reading stopped: {self.decoder.error}" if self.decoder.error else ""
+            self.incomplete = (f"the file declares {declared} frames; {self._in_pass} could be "
+                               f"decoded (truncated or damaged{reason})")
+            log.warning("%s: %s", self.path, self.incomplete)
 
     def close(self) -> None:
         self.decoder.close()

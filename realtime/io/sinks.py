@@ -34,6 +34,38 @@ def checked_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
     return path
 
 
+def close_all(closables, report: bool = True) -> list[Exception]:
+    """Close each of ``closables`` (None skipped) even when others fail; returns the
+    failures in order (logged when ``report``: not when the run already failed, for the
+    same cause). Outputs must all be released, or a full disk stays full."""
+    errors = []
+    for closable in closables:
+        if closable is None:
+            continue
+        try:
+            closable.close()
+        except Exception as error:  # noqa: BLE001  (close the others regardless)
+            if report:
+                log.warning("closing %s failed: %s", type(closable).__name__, error)
+            errors.append(error)
+    return errors
+
+
+def checked_folder(path: Path) -> Path:
+    """An output folder that can be written, checked before any work starts: an existing
+    writable folder, or a new one whose nearest existing parent is a writable folder."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SinkError(f"{path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "" if existing == path else "cannot be created: "
+        raise SinkError(f"{path}: {what}the folder {existing} is not writable")
+    return path
+
+
 class Sink:
     quit_requested = False
 

@@ -52,12 +52,15 @@ class Source:
     width: int | None = None
     height: int | None = None
     frame_count: int | None = None  # declared or estimated (progress bars); None: unknown
+    declared_frames: int | None = None  # what a file's header states (checked at the end)
+    rotation: int = 0                   # degrees counterclockwise applied to turn frames upright
 
     def __init__(self):
         self.stopping = threading.Event()
         self.damaged = 0        # undecodable packets or unreadable images skipped
         self.reconnects = 0
         self.lost: str | None = None
+        self.incomplete: str | None = None  # a file that ended before what it declares
         self.delivered = 0
         self.interpolated = 0
         self._last_pts: int | None = None

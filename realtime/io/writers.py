@@ -50,6 +50,7 @@ class VideoWriter:
         self.frames = 0
         self._last = None
         self._resized = False
+        self._failed = self._closed = False
 
     def write(self, image: np.ndarray, seconds: float | None = None, ticks: int | None = None
               ) -> int:
@@ -75,8 +76,12 @@ class VideoWriter:
             fmt = "gray" if image.ndim == 2 else "rgb24"
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         frame.pts, frame.time_base = ticks, self.time_base
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except BaseException:
+            self._failed = True
+            raise
         self.frames += 1
         return ticks
 
@@ -100,9 +105,22 @@ class VideoWriter:
         return image
 
     def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
+        """Flush the encoder and finish the file. After a failed write (a full disk) the file
+        is only released: an open handle would keep its space taken after the caller deletes
+        it, and flushing an encoder whose output failed can crash FFmpeg."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self._failed:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+        finally:
+            try:
+                self.container.close()  # releases the file even when the trailer fails
+            except Exception:
+                if not self._failed:
+                    raise
 
     def __enter__(self):
         return self

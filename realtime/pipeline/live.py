@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from realtime.errors import SourceError
 from realtime.io.overlay import OverlayStyle
-from realtime.io.sinks import MaskSink, Sink
+from realtime.io.sinks import MaskSink, Sink, close_all
 from realtime.io.sources import Source
 from realtime.pipeline.core import Pipeline, PipelineOptions
 
@@ -56,7 +56,7 @@ class LivePipeline:
         try:
             self._show_all()
         finally:
-            errors = self._close_all()
+            errors = close_all([*self.sinks, self.mask_sink, self.source])
         if errors:
             raise RuntimeError(f"live: closing an output failed: {errors[0]}") from errors[0]
         if not self.stats.captured:
@@ -81,18 +81,6 @@ class LivePipeline:
             stats.latency.add(now - result.captured)
             if any(sink.quit_requested for sink in self.sinks):
                 break
-
-    def _close_all(self) -> list[BaseException]:
-        errors = []
-        for closable in [*self.sinks, self.mask_sink, self.source]:
-            if closable is None:
-                continue
-            try:
-                closable.close()
-            except Exception as error:  # noqa: BLE001  (close the others regardless)
-                log.warning("closing %s failed: %s", type(closable).__name__, error)
-                errors.append(error)
-        return errors
 
     def summary(self) -> dict:
         return self.stats.summary(

@@ -18,6 +18,7 @@ from realtime.errors import SourceError
 from realtime.io.inputs import InputSpec, expand_inputs
 from realtime.io.outputs import REQUIRED, is_complete, offline_sinks
 from realtime.io.overlay import OverlayStyle
+from realtime.io.sinks import close_all
 from realtime.io.sources import Source
 from realtime.pipeline.core import Pipeline, PipelineOptions
 
@@ -78,10 +79,15 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
             counts.first_time = result.time if counts.first_time is None else counts.first_time
             counts.last_time = result.time
             progress.update(1)
-    finally:
+    except BaseException:
         progress.close()
-        for sink in sinks:
-            sink.close()
+        close_all(sinks, report=False)  # released before the partial folder goes: the
+                                        # space is freed for the next input
+        raise
+    progress.close()
+    errors = close_all(sinks, report=False)
+    if errors:
+        raise errors[0]
     if counts.frames == 0:
         raise SourceError(f"{spec.source}: no decodable frame")
     wall = time.perf_counter() - wall
@@ -107,6 +113,8 @@ def _summary(spec: InputSpec, source: Source, segmenter, options: AnnotateOption
         "damaged_packets_skipped": source.damaged if spec.kind == "video" else 0,
         "unreadable_images_skipped": source.damaged if spec.kind == "images" else 0,
         "interpolated_timestamps": source.interpolated, "frames_with_polyp": counts.positive,
+        "frames_declared": source.declared_frames, "incomplete": source.incomplete,
+        "rotation": source.rotation,
         "model": {"weights": str(segmenter.weights),
                   "backend": info.runner if info is not None else "model",
                   "input_size": segmenter.size, "threshold": threshold},

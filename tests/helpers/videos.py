@@ -23,17 +23,22 @@ def pattern_frame(index: int, width: int, height: int) -> np.ndarray:
 
 def write_video(path: Path, times: list[float], width: int = 160, height: int = 120,
                 codec: str = "libx264", fmt: str | None = None, phantom: bool = False,
-                time_base: Fraction = Fraction(1, 90000), rate: int = 30) -> list[float]:
-    """Encode one frame per entry of ``times`` (seconds); returns the times as stored."""
+                time_base: Fraction = Fraction(1, 90000), rate: int = 30, rotation: int = 0,
+                options: dict | None = None) -> list[float]:
+    """Encode one frame per entry of ``times`` (seconds); returns the times as stored.
+    ``rotation``: a display rotation (degrees counterclockwise) in the container, as phones
+    write; ``options``: the muxer's (e.g. movflags=faststart: the index before the frames)."""
     scene = None
     if phantom:
         from m2snet.phantom import PhantomScene
         scene = PhantomScene(3, max(width, height), max_polyps=3, polyp_probability=1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = []
-    with av.open(str(path), "w", format=fmt) as container:
+    with av.open(str(path), "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = width, height
+        if rotation:
+            stream.set_display_rotation(rotation)
         # 4:2:0 needs even sizes; odd-sized test videos use 4:4:4 (as some cameras' files do)
         stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         stream.time_base = time_base
