@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 from helpers.small_disk import run_on_small_disk, small_disk_missing
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.offline import AnnotateOptions, InputSpec, annotate_one, expand_inputs

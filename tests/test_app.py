@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from helpers.servers import free_port
 from helpers.videos import decoded_frames, write_video
 

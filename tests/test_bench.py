@@ -9,7 +9,7 @@ import json
 import jsonschema
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 OPENVINO = importlib.util.find_spec("openvino") is not None
 # --quick on a CPU: the cpu backend's three units, and OpenVINO's factored one when installed

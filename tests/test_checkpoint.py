@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import m2snet
-from conftest import authors_state_dict
+from helpers.spec import authors_state_dict
 from m2snet import CheckpointError
 
 

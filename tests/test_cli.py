@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from helpers import unprivileged
 from helpers.servers import tcp_stream
 from helpers.videos import write_video

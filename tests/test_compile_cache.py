@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 SCRIPT = """
 import json, os, sys

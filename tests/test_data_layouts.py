@@ -106,7 +106,7 @@ def test_image_without_mask_is_named(tmp_path):
 @pytest.mark.parametrize("name, epochs", [("polyp", 50), ("covid", 200), ("busi", 100),
                                           ("goals", 100), ("phantom", 4)])
 def test_every_config_loads_with_the_papers_epochs(name, epochs):
-    from conftest import ROOT
+    from helpers import ROOT
     from m2snet.train import load_config
     config = load_config(str(ROOT / "configs" / "train" / f"{name}.yaml"),
                          ["data.test=elsewhere"])

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from helpers import sod_reference
 from m2snet.evaluate import BinaryEvaluator, KEYS, evaluate_pairs, match_folders
 

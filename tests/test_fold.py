@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 import m2snet
-from conftest import calibrate
+from m2snet.calibration import calibrate
 from realtime.engine.fold import fold_batchnorm
 
 

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import m2snet
-from conftest import calibrate
+from helpers import dice
+from m2snet.calibration import calibrate
 from m2snet.phantom import phantom_still
 from realtime.engine.backends.tensorrt import tensorrt_module
 from realtime.engine.segmenter import Segmenter
@@ -26,10 +27,6 @@ from realtime.engine.segmenter import Segmenter
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
 
-
-def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
-    total = (a.sum() + b.sum()).item()
-    return 1.0 if total == 0 else 2 * (a & b).sum().item() / total
 
 
 SIZES = ((480, 640), (720, 1280), (333, 517), (1080, 1920))
@@ -81,7 +78,7 @@ def test_cuda_backend_matches_float32_cpu_on_phantom_frames(cpu_demo, precision)
         assert result.probabilities.device.type == "cuda"
         assert result.probabilities.shape == frame.shape[:2]
         _assert_close(result, expected, precision)
-        assert expected.masks.any() and _dice(result.masks.cpu(), expected.masks) >= 0.99
+        assert expected.masks.any() and dice(result.masks.cpu(), expected.masks) >= 0.99
 
 
 @pytest.mark.parametrize("precision", ["fp16", "fp32"])
@@ -101,7 +98,7 @@ def test_triton_kernel_in_the_model_equals_the_factored_unit(cpu_demo):
         a, b = factored(frame), kernel(frame)
         difference = (a.probabilities - b.probabilities).abs()
         assert difference.max() < 2e-2 and difference.mean() < 1e-3
-        assert _dice(a.masks, b.masks) >= 0.99
+        assert dice(a.masks, b.masks) >= 0.99
 
 
 def test_frames_already_on_the_gpu_and_uploads_agree():
@@ -129,7 +126,7 @@ def test_compile_with_cuda_graphs_matches_eager_cuda(cpu_demo):
     compiled.warmup(iterations=3)  # CUDA graphs record on a later call than the first
     result = compiled(frame)
     _assert_close(result, cpu_demo(frame), "fp16")
-    assert _dice(result.masks.cpu(), cpu_demo(frame).masks) >= 0.99
+    assert dice(result.masks.cpu(), cpu_demo(frame).masks) >= 0.99
 
 
 @pytest.mark.skipif(tensorrt_module() is None, reason="torch-tensorrt is not installed")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from conftest import ROOT, authors_state_dict
+from helpers import ROOT
+from helpers.spec import authors_state_dict
 
 
 def test_exactly_one_opencv_build_owns_cv2():

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 from helpers.servers import RtspServer, free_port, rtsp_server_missing, tcp_stream
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.handoff import DropOldestQueue, LatestSlot

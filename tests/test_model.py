@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import m2snet
-from conftest import calibrate, spec_entries
+from m2snet.calibration import calibrate
+from helpers.spec import spec_entries
 from spec_reference import forward as spec_forward
 
 

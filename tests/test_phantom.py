@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 
 from m2snet.phantom import (VISIBLE_FRACTION, PhantomScene, phantom_image, phantom_still,
                              write_phantoms)

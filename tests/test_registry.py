@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from helpers import run_cli
 from realtime.engine import Segmenter, backends
 from realtime.engine.backends import Backend, Runner
 from realtime.errors import BackendError

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 import m2snet
-from conftest import calibrate
+from helpers import dice
+from m2snet.calibration import calibrate
 from m2snet import CheckpointError
 from realtime.engine import cache as engine_cache
 from realtime.errors import BackendError
@@ -47,11 +48,6 @@ def _frame(h, w, seed=0):
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
-    inter = (a & b).sum().item()
-    total = a.sum().item() + b.sum().item()
-    return 1.0 if total == 0 else 2 * inter / total
-
 
 def _eager_reference(weights, frame: np.ndarray) -> torch.Tensor:
     """Probabilities from the float32 model, preprocessed by hand (not by realtime.frames)."""
@@ -76,7 +72,7 @@ def test_cpu_backend_equals_eager_model_at_frame_size(weights, cpu, shape):
     expected = _eager_reference(weights, frame)
     torch.testing.assert_close(result.probabilities, expected, rtol=0, atol=1e-4)
     assert 0.05 < result.masks.float().mean() < 0.95  # the comparison is not vacuous
-    assert _dice(result.masks, expected > 0.5) >= 0.99
+    assert dice(result.masks, expected > 0.5) >= 0.99
 
 
 def test_grayscale_frames_in_every_layout(cpu):
@@ -137,7 +133,7 @@ def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog, tmp_path, mon
     assert any((tmp_path / "inductor").rglob("*.py"))
     result, expected = compiled(frame), cpu(frame)
     torch.testing.assert_close(result.probabilities, expected.probabilities, rtol=0, atol=1e-4)
-    assert _dice(result.masks, expected.masks) >= 0.99
+    assert dice(result.masks, expected.masks) >= 0.99
 
 
 def test_multiclass_masks_are_class_indices(tmp_path_factory):
@@ -215,7 +211,7 @@ def test_unwritable_caches_cost_time_not_the_run(weights, caplog, tmp_path, monk
     assert any("compiled code is not kept" in w for w in warnings)
     assert blocker.read_text().startswith("the cache folders")
     reference = Segmenter(weights, backend="cpu")(frame)
-    assert _dice(result.masks, reference.masks) >= 0.99
+    assert dice(result.masks, reference.masks) >= 0.99
     torch.testing.assert_close(result.probabilities, reference.probabilities, rtol=0, atol=1e-4)
 
 
@@ -329,7 +325,7 @@ def test_openvino_backend_equals_eager_model(weights, cpu, shape):
     result = seg(frame)
     expected = _eager_reference(weights, frame)
     torch.testing.assert_close(result.probabilities, expected, rtol=0, atol=1e-4)
-    assert _dice(result.masks, expected > 0.5) >= 0.99
+    assert dice(result.masks, expected > 0.5) >= 0.99
     frames = np.stack([_frame(*shape, seed) for seed in range(3)])  # a second batch shape
     torch.testing.assert_close(seg(frames).probabilities, cpu(frames).probabilities,
                                rtol=0, atol=1e-4)

@@ -175,7 +175,7 @@ def test_torchrun_two_processes_on_cpu_with_gloo(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
     write_phantoms(tmp_path / "train", n=16, seed=30, size=64, progress=False)
     (tmp_path / "c.yaml").write_text(
         "backbone: resnet18\nwidth: 8\ninput_size: 64\nscales: [64, 96]\nepochs: 2\n"

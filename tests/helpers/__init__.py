@@ -1,14 +1,37 @@
-"""Helpers shared by the tests (import them from here, not from conftest)."""
+"""Helpers shared by the tests (import them from here; conftest keeps only fixtures)."""
 
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
+def run_cli(module: str, *args, timeout: float = 300, cwd=None, env_extra: dict | None = None,
+            prefix: list[str] = ()) -> subprocess.CompletedProcess:
+    """Run ``[prefix] python -m module args`` in a clean environment without a display, in
+    ``cwd`` (the repository by default: never pytest's own working directory)."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "HOME": os.environ.get("HOME", "/tmp"), "M2SNET_CACHE": os.environ["M2SNET_CACHE"],
+           **(env_extra or {})}
+    return subprocess.run([*prefix, sys.executable, "-m", module, *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT,
+                          env=env)
+
+
+def dice(a, b) -> float:
+    """Dice of two boolean masks (numpy or torch); two empty masks agree (1.0)."""
+    inter, total = (a & b).sum(), a.sum() + b.sum()
+    inter, total = float(inter), float(total)
+    return 1.0 if total == 0 else 2 * inter / total
+
+
 def unprivileged() -> list[str]:
     """A command prefix under which permission bits hold: root keeps its user id (it can still
     run this Python, under /root) but loses the capabilities that override file modes."""
-    import os
     if os.geteuid() != 0:
         return []
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
