@@ -272,6 +272,7 @@ def test_a_writer_that_hits_a_full_disk_releases_its_file(small_disk, tmp_path):
         assert report["used_kb"] == 0, report           # deleting it freed the space
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_one_input_and_the_next_ones_still_fit(small_disk, tiny_weights,
                                                                  tmp_path):
     big, small = tmp_path / "big.mp4", [tmp_path / "small1.mp4", tmp_path / "small2.mp4"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, missing_tools, require
 from helpers.servers import free_port
 from helpers.videos import decoded_frames, write_video
 
 ARTIFACTS = ROOT / "runs" / "test-artifacts"
+
+pytestmark = pytest.mark.slow
+
+
+def _chromium() -> str:
+    require(missing_tools("chromium", install="apt-get install chromium"))
+    return shutil.which("chromium")
 
 
 def start_app(workdir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -129,15 +137,33 @@ def test_live_start_does_not_tell_the_browser_what_the_server_can_reach(app):
     assert "refused" not in message.lower() and "127.0.0.1" not in message
 
 
+@pytest.mark.parametrize("password", [False, True])
+def test_listening_beyond_this_machine_without_a_password_is_warned(tmp_path, password):
+    proc, _ = start_app(tmp_path, "--host", "0.0.0.0", *(["--auth", "a:b"] if password else []))
+    proc.terminate()
+    proc.wait(timeout=20)
+    warned = "listening on 0.0.0.0 without --auth: anyone who can reach this machine can " \
+        "use the app" in (tmp_path / "app.log").read_text()
+    assert warned != password
+
+
 def test_password_is_required_when_set(tmp_path):
     proc, url = start_app(tmp_path, "--auth", "alice:secret")
     try:
         from gradio_client import Client
-        with pytest.raises(Exception):
+        from gradio_client.exceptions import AuthenticationError
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(url + "config", timeout=30)
+        assert anonymous.value.code == 401
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False)
-        client = Client(url, auth=("alice", "secret"), verbose=False)
-        with pytest.raises(Exception):
+        with pytest.raises(urllib.error.HTTPError) as wrong:
+            urllib.request.urlopen(url + "login", data=b"username=alice&password=wrong",
+                                   timeout=30)
+        assert wrong.value.code == 400 and b"Incorrect credentials" in wrong.value.read()
+        with pytest.raises(ValueError, match="Could not login"):
             Client(url, auth=("alice", "wrong"), verbose=False)
+        client = Client(url, auth=("alice", "secret"), verbose=False)
         # the live stream needs the login too, not only its token
         html, *_ = client.predict("synthetic", api_name="/live_start")
         stream = url.rstrip("/") + html.split('src="', 1)[1].split('"', 1)[0]
@@ -155,12 +181,12 @@ def test_password_is_required_when_set(tmp_path):
         proc.wait(timeout=20)
 
 
+@pytest.mark.browser
 def test_browser_uploads_a_video_and_sees_the_overlay(app, clip):
     """Debian's chromium, headless, through Playwright: the user's path through the page.
     The screenshot is kept in runs/test-artifacts/app_annotate.png."""
     from playwright.sync_api import sync_playwright
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is missing: .ci/run installs it (apt-get install chromium)"
+    chromium = _chromium()
     url, _ = app
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -204,12 +230,13 @@ def test_benchmark_tab_runs_the_quick_benchmark(app):
     assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.browser
 def test_browser_live_tab_shows_the_stream_and_the_camera_overlay(app):
     """The Live tab in chromium: the synthetic stream plays as MJPEG with its fps line, and
     chromium's fake camera streams frames that come back overlaid. Screenshot kept in
     runs/test-artifacts/app_live.png."""
     from playwright.sync_api import sync_playwright
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = _chromium()
     url, _ = app
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -218,17 +245,46 @@ def test_browser_live_tab_shows_the_stream_and_the_camera_overlay(app):
         context = browser.new_context(viewport={"width": 1280, "height": 1000},
                                       permissions=["camera"])
         page = context.new_page()
-        _start_live_in(page, url)
-        page.get_by_text("source").first.wait_for(timeout=30_000)  # the fps/latency line
+        stream = _start_live_in(page, url)
+        # the status line, once its rates span a second: "source 30 fps" (the synthetic
+        # stream's rate), shown, model, latency and mask age
+        pattern = (r"source (\d+) fps \S shown \d+ \S model [\d.]+ \S latency [\d.]+ ms "
+                   r"\S mask age [\d.]+ ms")
+        try:
+            page.wait_for_function("pattern => new RegExp(pattern).test(document.body."
+                                   "innerText)", arg=pattern, timeout=60_000)
+        except Exception:  # noqa: BLE001  (the assertion below shows what the page said)
+            pass
+        status = re.search(pattern, page.inner_text("body"))
+        assert status, re.findall(r".*source.*", page.inner_text("body"))
+        assert 20 <= int(status.group(1)) <= 31
+        with urllib.request.urlopen(stream, timeout=30) as mjpeg:  # the picture itself
+            assert b"\xff\xd8" in mjpeg.read(50_000)
         page.get_by_text("Click to Access Webcam").click()
         page.get_by_role("button", name="capture photo").click()
         # the camera's frames share two cores with the live session still running beside it
-        page.wait_for_function("() => [...document.images].some(i => i.src.includes("
-                               "'gradio_api/file=') && i.naturalWidth > 0)", timeout=120_000)
+        overlaid = page.wait_for_function(
+            "() => { const i = [...document.images].find(i => i.src.includes("
+            "'gradio_api/file=') && i.naturalWidth > 0); "
+            "return i ? [i.naturalWidth, i.naturalHeight] : null; }", timeout=120_000
+        ).json_value()
+        camera = page.evaluate("() => [...document.querySelectorAll('video')].map(v => "
+                               "[v.videoWidth, v.videoHeight])")
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "app_live.png"), full_page=True)
         page.get_by_role("button", name="Stop", exact=True).first.click()
+        gone = None
+        for _ in range(60):  # Stop ends the session: its stream address is gone
+            try:
+                urllib.request.urlopen(stream, timeout=10).close()
+            except urllib.error.HTTPError as error:
+                gone = error.code
+                break
+            time.sleep(0.5)
         browser.close()
+    # the camera's own frames came back, at the camera's size (Chromium's fake device)
+    assert overlaid in camera, (overlaid, camera)
+    assert gone == 404
 
 
 def test_ctrl_c_with_a_live_session_and_an_open_client_exits_130(tmp_path):
@@ -262,10 +318,11 @@ def _start_live_in(page, url: str) -> str:
     return page.evaluate("() => [...document.images].find(i => i.src.includes('/live/')).src")
 
 
+@pytest.mark.browser
 def test_closing_the_page_stops_its_live_stream(app):
     """A live stream started from a page that is then closed does not run on unseen."""
     from playwright.sync_api import sync_playwright
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = _chromium()
     url, _ = app
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

@@ -11,6 +11,8 @@ import pytest
 
 from helpers import ROOT, run_cli
 
+pytestmark = pytest.mark.slow
+
 OPENVINO = importlib.util.find_spec("openvino") is not None
 # --quick on a CPU: the cpu backend's three units, and OpenVINO's factored one when installed
 QUICK_ROWS = [("cpu", "reference"), ("cpu", "factored"), ("cpu", "kernel")] + (

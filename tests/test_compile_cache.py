@@ -14,7 +14,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import json, os, sys

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT, dice, run_cli
+from helpers import ROOT, dice, missing_tools, require, run_cli
 
 ARTIFACTS = ROOT / "runs" / "test-artifacts"
 from helpers.videos import decoded_frames
@@ -72,18 +72,7 @@ def test_bundled_demo_model_finds_polyps_in_unseen_phantoms():
     assert false_pixels == 0
 
 
-def _needed(*tools: str) -> None:
-    """Skip (with the reason) where a tool is absent; CI installs them, so fail there."""
-    import os
-    import shutil
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        reason = f"{', '.join(missing)} missing (apt-get install xvfb xdotool)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
+@pytest.mark.slow
 def test_demo_window_on_a_virtual_screen(tmp_path):
     """A real X server (Xvfb), the real OpenCV window, screenshots of what it shows, and real
     key presses (xdotool): the status line is drawn, 'h' hides it, 'q' ends the demo."""
@@ -93,7 +82,7 @@ def test_demo_window_on_a_virtual_screen(tmp_path):
     import numpy as np
     from PIL import Image, ImageGrab
 
-    _needed("Xvfb", "xdotool")
+    require(missing_tools("Xvfb", "xdotool", install="apt-get install xvfb xdotool"))
     # Xvfb picks a free display itself and writes its number to the pipe once it is ready
     read_end, write_end = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0",

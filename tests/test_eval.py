@@ -171,6 +171,7 @@ def test_missing_predictions_fail_in_one_line(tmp_path):
                                    f"{tmp_path / 'pred'}, e.g. a.png")
 
 
+@pytest.mark.slow
 def test_bundled_demo_model_reaches_its_goal_on_an_unseen_seed(tmp_path):
     """The README's claim, through --weights/--data: mDice >= 0.8 in PraNet's convention on
     the 100 polyp frames of seed 5000 (the demo model was trained on seed 0)."""

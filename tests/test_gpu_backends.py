@@ -24,8 +24,9 @@ from m2snet.phantom import phantom_still
 from realtime.engine.backends.tensorrt import tensorrt_module
 from realtime.engine.segmenter import Segmenter
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")]
 
 
 

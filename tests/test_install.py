@@ -7,6 +7,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 import torch
 
 from helpers import ROOT
@@ -25,6 +26,7 @@ def _run(*args):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_inspects_and_converts_authors_weights(tmp_path):
     src = tmp_path / "M2SNet.pth"
     torch.save({"module." + k: v for k, v in authors_state_dict("m2snet").items()}, src)
@@ -69,6 +71,7 @@ def test_pyproject_declares_the_same_pins_as_requirements():
     assert set(project["scripts"]) == {"m2snet", "m2snet-rt"}
 
 
+@pytest.mark.slow
 def test_installed_tool_works_from_outside_the_repository(tmp_path):
     """``pip install .`` into a fresh virtual environment (dependencies taken from this one:
     --system-site-packages, --no-deps, as CI may do to save time), then the console commands

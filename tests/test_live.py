@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import ROOT, run_cli
+from helpers import ROOT, require, run_cli
 from helpers.servers import RtspServer, free_port, rtsp_server_missing, tcp_stream
 from helpers.videos import decoded_frames, write_video
 from realtime.pipeline.handoff import DropOldestQueue, LatestSlot
@@ -253,11 +253,7 @@ def test_tcp_stream_cut_midway_reconnects_and_keeps_going(tiny):
 
 @pytest.fixture
 def rtsp_server():
-    missing = rtsp_server_missing()
-    if missing:
-        if os.environ.get("CI"):  # CI installs it: a skip there would hide the RTSP tests
-            pytest.fail(missing)
-        pytest.skip(missing)
+    require(rtsp_server_missing())
     with RtspServer() as server:
         yield server
 
@@ -295,6 +291,7 @@ def test_rtsp_stream_from_a_real_server_survives_the_server_restarting(tiny, rts
     assert summary["frames_processed"] >= 1
 
 
+@pytest.mark.slow
 def test_live_command_records_an_rtsp_stream_and_fails_when_it_is_gone(tiny_weights,
                                                                       rtsp_server, tmp_path):
     done = run_cli("realtime", "live", rtsp_server.url, "--weights", tiny_weights,
@@ -470,6 +467,7 @@ def test_killed_process_still_leaves_a_playable_recording(tiny_weights, tmp_path
     assert len(stored) > 10 and stored[0].shape == (128, 128) and times == sorted(times)
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_a_long_accelerated_run(tiny, tmp_path):
     """Thousands of frames through every stage (a looped file, unpaced): resident memory
     after warm-up does not grow. benchmarks/live_soak.py runs the one-hour equivalent."""

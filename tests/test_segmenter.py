@@ -120,6 +120,7 @@ def test_bf16_autocast_stays_close_to_float32(weights, cpu):
     assert difference.mean() < 0.01 and difference.max() < 0.1
 
 
+@pytest.mark.slow
 def test_compile_backend_on_cpu_equals_eager(weights, cpu, caplog, tmp_path, monkeypatch):
     monkeypatch.setenv("M2SNET_CACHE", str(tmp_path))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # so that teardown restores the original
@@ -215,6 +216,7 @@ def test_unwritable_caches_cost_time_not_the_run(weights, caplog, tmp_path, monk
     torch.testing.assert_close(result.probabilities, reference.probabilities, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_numba_without_a_cache_folder_compiles_and_says_so_once(weights, tmp_path):
     """A read-only install run by an account with no writable home leaves numba nowhere to
     cache: numba then refuses cache=True at import. Its own setting that narrows where it may

@@ -67,6 +67,7 @@ def test_separable_local_mean_equals_the_31x31_pool(shape):
                                rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_short_phantom_training_beats_the_untrained_model(tmp_path):
     """About a minute of real training (deterministic: fixed seeds, no workers)."""
     write_phantoms(tmp_path / "train", n=128, seed=10, size=128, progress=False)

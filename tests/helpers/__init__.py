@@ -35,3 +35,20 @@ def unprivileged() -> list[str]:
     if os.geteuid() != 0:
         return []
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def missing_tools(*tools: str, install: str) -> str | None:
+    """Why these system tools cannot be used here (with how to install them), or None."""
+    import shutil
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    return f"{', '.join(absent)} missing ({install})" if absent else None
+
+
+def require(missing: str | None) -> None:
+    """Skip the test where something it needs is missing, saying what; CI installs all of it
+    (.ci/run), so there a missing tool fails instead of hiding the test."""
+    import pytest
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
