@@ -65,6 +65,8 @@ def _apply(target, values: dict, prefix: str = "") -> None:
         kind = type(current)
         if kind is float and isinstance(value, int):
             value = float(value)
+        if kind is str and isinstance(value, bool):
+            value = "on" if value else "off"  # YAML 1.1 reads an unquoted off/on as a boolean
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"config key {prefix}{key} takes {kind.__name__}, got {value!r}")
         setattr(target, key, value)
