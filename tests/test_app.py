@@ -147,6 +147,36 @@ def test_listening_beyond_this_machine_without_a_password_is_warned(tmp_path, pa
     assert warned != password
 
 
+def test_uploads_above_the_limit_are_refused(tmp_path):
+    import httpx
+    proc, url = start_app(tmp_path, "--max-upload", "10kb")
+    try:
+        small = httpx.post(url + "gradio_api/upload", files={"files": ("a.mp4", b"0" * 5000)})
+        large = httpx.post(url + "gradio_api/upload", files={"files": ("b.mp4", b"0" * 20000)})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert small.status_code == 200
+    assert large.status_code == 413 and "maximum allowed size of 10240 bytes" in large.text
+
+
+def test_the_model_runs_one_job_at_a_time(app, clip):
+    """Two users annotate at once: the second waits in the queue while the first runs."""
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import Status
+    first = Client(app[0], verbose=False).submit(handle_file(str(clip)), api_name="/annotate")
+    second = Client(app[0], verbose=False).submit(handle_file(str(clip)), api_name="/annotate")
+    running = (Status.PROCESSING, Status.PROGRESS, Status.ITERATING)
+    both_running, waited = False, False
+    while not (first.done() and second.done()):
+        a, b = first.status().code, second.status().code
+        both_running |= a in running and b in running
+        waited |= a in running and b in (Status.IN_QUEUE, Status.JOINING_QUEUE)
+        time.sleep(0.05)
+    assert waited and not both_running
+    assert first.result()[0] and second.result()[0]  # both finished with an overlay
+
+
 def test_password_is_required_when_set(tmp_path):
     proc, url = start_app(tmp_path, "--auth", "alice:secret")
     try:
