@@ -33,7 +33,9 @@ def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny_weigh
     assert stats["frames_captured"] >= stats["frames_displayed"]
     assert frames[0].width == 352 and frames[0].height == 352
     times = [f.time for f in frames]
-    assert times == sorted(times) and 2.0 < times[-1] <= 3.5  # capture times, 30 fps
+    # capture times on the run's clock: a 3 s run ends with a frame after 2 s and none
+    # past 3 s and a frame (load slows the model, not the synthetic source's clock)
+    assert times == sorted(times) and 2.0 < times[-1] <= 3.5
 
 
 def test_demo_with_missing_weights_fails_in_one_line(tmp_path):
