@@ -48,15 +48,19 @@ def test_every_frame_with_the_inputs_timestamps_and_bit_exact_masks(demo, tmp_pa
     masks, times = read_masks(out / "masks.mkv")
     assert len(masks) == 45
     assert np.allclose(times, [f.time for f in source], atol=0.0011)  # Matroska: milliseconds
-    for frame, stored in zip(source, masks):
-        expected = demo(frame.to_ndarray(format="rgb24")).masks.numpy().astype(np.uint8) * 255
-        assert np.array_equal(stored, expected)
     lines = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    for frame, stored, line in zip(source, masks, lines):
+        result = demo(frame.to_ndarray(format="rgb24"))
+        expected = result.masks.numpy().astype(np.uint8) * 255
+        assert np.array_equal(stored, expected)
+        # every frame's highest probability, also below the threshold (AFROC-style curves)
+        assert line["max_probability"] == round(float(result.probabilities.max()), 6)
     assert [r["index"] for r in lines] == list(range(45))
     assert [r["pts"] for r in lines] == [f.pts for f in source]
     assert any(r["polyp"] for r in lines) and all(r["mask_age"] == 0 for r in lines)
     positive = [r for r in lines if r["polyp"]][0]
-    assert positive["regions"][0]["area"] > 0 and 0.5 < positive["regions"][0]["score"] <= 1
+    assert positive["regions"][0]["area"] >= 64 and 0.5 < positive["regions"][0]["score"] <= 1
+    assert all(r["polyp"] == bool(r["regions"]) for r in lines)  # polyp: a listed region
     saved = json.loads((out / "summary.json").read_text())
     assert saved["frames"] == 45 and saved["damaged_packets_skipped"] == 0
     assert {"decode_s", "infer_s", "write_s", "wall_s", "fps"} <= set(saved["timings"])
@@ -149,7 +153,8 @@ def test_image_folder_is_one_input_in_natural_order(demo, tmp_path):
     pngs = sorted((tmp_path / "out" / "case7" / "masks").iterdir())
     assert [p.name for p in pngs] == ["000000.png", "000001.png", "000002.png"]
     coco = json.loads((tmp_path / "out" / "case7" / "coco.json").read_text())
-    assert len(coco["images"]) == summary["frames_with_polyp"]
+    assert [i["id"] for i in coco["images"]] == [1, 2, 3]  # every frame: index + 1
+    assert [i["file_name"] for i in coco["images"]] == [f"case7/{i:06d}.png" for i in range(3)]
     for annotation in coco["annotations"]:
         image = next(i for i in coco["images"] if i["id"] == annotation["image_id"])
         png = cv2.imread(str(pngs[image["frame_index"]]), cv2.IMREAD_GRAYSCALE) > 0
@@ -157,13 +162,41 @@ def test_image_folder_is_one_input_in_natural_order(demo, tmp_path):
         assert region.sum() == annotation["area"] and (region <= png).all()
 
 
-def test_rle_round_trip_in_cocos_column_major_order():
+def test_coco_files_are_what_pycocotools_reads_as_dataset_and_results(demo, tmp_path):
+    """pycocotools itself: COCO() loads the dataset, loadRes the results (before: the
+    results were not a list, so loadRes refused them), and scoring the results against the
+    dataset made of the same regions gives AP 1 (image ids join)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    video = tmp_path / "procedure.mp4"
+    write_video(video, [i / 30 for i in range(8)], 192, 144, phantom=True)
+    summary = _annotate(video, tmp_path / "out", demo, coco=True)
+    folder = tmp_path / "out" / "procedure"
+    assert {"coco.json", "coco_results.json"} <= set(summary["outputs"])
+    dataset = COCO(str(folder / "coco.json"))
+    assert sorted(dataset.getImgIds()) == list(range(1, 9))  # polyp-free frames included
+    assert dataset.loadImgs(1)[0]["file_name"] == "procedure/000000.png"
+    results = dataset.loadRes(str(folder / "coco_results.json"))
+    assert len(results.getAnnIds()) == len(dataset.getAnnIds()) > 0
+    frames = [json.loads(line) for line in (folder / "frames.jsonl").read_text().splitlines()]
+    for frame in frames:  # the same regions in both files, under the frame's id
+        boxes = [a["bbox"] for a in results.loadAnns(results.getAnnIds(imgIds=frame["index"] + 1))]
+        assert boxes == [[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in
+                         (r["box"] for r in frame["regions"])]
+    evaluation = COCOeval(dataset, results, "segm")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)  # AP@[.5:.95]
+
+
+def test_rle_round_trip_through_pycocotools():
     mask = np.zeros((4, 5), bool)
     mask[0, 0] = mask[1:3, 2] = mask[3, 4] = True
     rle = rle_encode(mask)
-    assert rle == {"size": [4, 5], "counts": [0, 1, 8, 2, 8, 1]}
+    assert rle["size"] == [4, 5] and isinstance(rle["counts"], str)
+    json.dumps(rle)  # JSON-ready
     assert np.array_equal(rle_decode(rle), mask)
-    assert rle_encode(np.zeros((2, 2), bool))["counts"] == [4]
 
 
 def test_globs_expand_to_videos_or_one_image_sequence(tmp_path):

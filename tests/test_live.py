@@ -66,10 +66,12 @@ def test_regions_have_boxes_areas_and_mean_probability():
     layer = analyze(mask, probabilities, min_area=20)
     assert [(r.box, r.area) for r in layer.regions] == [((10, 5, 30, 15), 200)]
     assert layer.regions[0].score == pytest.approx(0.7)
-    assert layer.box == (10, 5, 52, 35) and len(layer.contours) == 2
+    # the 10-pixel region is under min_area: not listed, not drawn
+    assert layer.box == (10, 5, 30, 15) and len(layer.contours) == 1
     frame = np.full((40, 60, 3), 100, np.uint8)
     out = draw(frame, layer)
     assert (out[10, 20] != 100).any() and (out[25, 5] == 100).all()  # tinted inside only
+    assert (out[29:36, 49:53] == 100).all()
     assert (frame == 100).all()  # the input frame is left alone
 
 
@@ -108,6 +110,24 @@ def test_regions_and_contours_equal_a_whole_frame_analysis(seed):
         assert layer.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     else:
         assert layer.box is None and not layer.regions
+
+
+def test_regions_under_the_minimum_area_are_neither_listed_nor_drawn():
+    """What is drawn is what is exported: a 9-pixel speck under min_area is left out of the
+    regions, the contours and the overlay, exactly as if the mask had not had it."""
+    mask = np.zeros((60, 80), bool)
+    mask[10:30, 20:45] = True    # 500 pixels
+    mask[50:53, 70:73] = True    # 9 pixels
+    probabilities = np.where(mask, 0.9, 0.1).astype(np.float32)
+    frame = np.full((60, 80, 3), 120, np.uint8)
+    layer = analyze(mask, probabilities, min_area=64)
+    big_only = mask.copy()
+    big_only[50:53, 70:73] = False
+    reference = analyze(big_only, probabilities, min_area=64)
+    assert [r.area for r in layer.regions] == [500] and layer.box == (20, 10, 45, 30)
+    assert np.array_equal(draw(frame, layer), draw(frame, reference))
+    assert mask[50:53, 70:73].all()  # the caller's mask is left as it was
+    assert [r.area for r in analyze(mask, probabilities, min_area=0).regions] == [500, 9]
 
 
 def test_recordings_keep_the_overlays_colours(tmp_path):

@@ -30,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="masks.mkv holds 0/255 masks (default) or probabilities 0..255")
     parser.add_argument("--png-masks", action="store_true", help="also masks/NNNNNN.png")
     parser.add_argument("--coco", action="store_true",
-                        help="also coco.json: RLE annotations of the frames with polyps")
+                        help="also coco.json (a COCO dataset: every frame an image, id = "
+                             "frame index + 1, the regions as RLE annotations) and "
+                             "coco_results.json (the regions as a results list, for "
+                             "pycocotools' loadRes)")
     parser.add_argument("--fps", type=float, default=30.0,
                         help="frame rate given to image sequences (default 30)")
     parser.add_argument("--resume", action="store_true",

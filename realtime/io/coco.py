@@ -1,6 +1,15 @@
-"""COCO-style annotations of a video's positive frames: one image entry per frame with a polyp,
-one annotation per region (uncompressed RLE in COCO's column-major order, box, area, score),
-as annotation tools (CVAT, pycocotools) import them."""
+"""COCO files of one annotated video, written with pycocotools' run-length encoding:
+
+- ``coco.json``: a dataset, as annotation tools (CVAT) import it and as pycocotools' ``COCO()``
+  reads ground truth. Every frame is an image, polyp-free frames included, with the id
+  ``frame index + 1`` (the same in every file of the run, so ids join); ``file_name`` is
+  ``<video stem>/<frame index, 6 digits>.png`` (the frames are named, not extracted). One
+  annotation per listed region: compressed RLE segmentation, ``bbox`` [x, y, width, height]
+  in pixels, area, score (the region's mean probability).
+- ``coco_results.json``: the same regions as a results list (image_id, category_id, bbox,
+  score, segmentation), the file pycocotools' ``loadRes`` (and TRUE-Colon) take as
+  predictions.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +21,25 @@ import numpy as np
 from m2snet.files import write_json
 from realtime.io.overlay import Region
 
+RESULTS = "coco_results.json"
+
 
 def rle_encode(mask: np.ndarray) -> dict:
-    """COCO uncompressed RLE: run lengths over the column-major pixels, zeros first."""
-    flat = np.asarray(mask, bool).ravel(order="F")
-    changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
-    bounds = np.concatenate([[0], changes, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        counts = [0] + counts
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
+    """pycocotools' compressed RLE of a H x W mask, its counts as text (JSON-ready)."""
+    from pycocotools import mask as coco_mask
+    rle = coco_mask.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def rle_decode(rle: dict) -> np.ndarray:
-    height, width = rle["size"]
-    values = np.zeros(height * width, bool)
-    position, value = 0, False
-    for count in rle["counts"]:
-        values[position:position + count] = value
-        position, value = position + count, not value
-    return values.reshape((height, width), order="F")
+    from pycocotools import mask as coco_mask
+    return coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+                            ).astype(bool)
+
+
+def image_id(index: int) -> int:
+    """COCO image id of a frame: its index + 1 (ids start at 1)."""
+    return index + 1
 
 
 class CocoWriter:
@@ -41,25 +49,30 @@ class CocoWriter:
         self.annotations: list[dict] = []
 
     def add(self, index: int, time: float, mask: np.ndarray, regions: list[Region]) -> None:
-        image_id = len(self.images) + 1
-        self.images.append({"id": image_id, "file_name": f"{self.video}/{index:06d}.png",
+        """A frame, with or without regions."""
+        self.images.append({"id": image_id(index), "file_name": f"{self.video}/{index:06d}.png",
                             "width": self.width, "height": self.height, "frame_index": index,
                             "time": round(time, 6), "video": self.video})
-        labels = mask.astype(np.uint8) if mask.dtype != bool else mask.astype(np.uint8)
-        count, ids = cv2.connectedComponents((labels > 0).astype(np.uint8), connectivity=8)
+        if not regions:
+            return
+        _, ids = cv2.connectedComponents((mask > 0).astype(np.uint8), connectivity=8)
         for region in regions:
             x0, y0, x1, y1 = region.box
             # the component whose box this is: the most common label inside the box
             inside = ids[y0:y1, x0:x1]
             component = np.bincount(inside[inside > 0]).argmax()
             self.annotations.append({
-                "id": len(self.annotations) + 1, "image_id": image_id,
+                "id": len(self.annotations) + 1, "image_id": image_id(index),
                 "category_id": region.label, "segmentation": rle_encode(ids == component),
                 "area": region.area, "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0,
                 "score": round(region.score, 4)})
 
     def close(self) -> None:
-        data = {"info": {"description": f"M2SNet polyp masks of {self.video}"},
+        data = {"info": {"description": f"M2SNet polyp masks of {self.video}",
+                         "image_ids": "frame index + 1"},
                 "images": self.images, "annotations": self.annotations,
                 "categories": [{"id": 1, "name": "polyp"}]}
         write_json(self.path, data, indent=None)
+        results = [{key: a[key] for key in ("image_id", "category_id", "bbox", "score",
+                                            "segmentation")} for a in self.annotations]
+        write_json(self.path.with_name(RESULTS), results, indent=None)

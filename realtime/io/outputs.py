@@ -6,9 +6,11 @@
 - ``masks.mkv``    lossless gray masks (FFV1) at the exact input size, one per frame: binary
   0/255 or probabilities 0..255. Matroska keeps milliseconds; ``frames.jsonl`` the exact pts.
 - ``frames.jsonl`` one line per frame: index, pts (time-base ticks), time (s), whether the
-  timestamp was interpolated, polyp present, regions (box [x0, y0, x1, y1) in pixels, area,
-  score), mask age (0: offline every frame has its own mask).
-- optional ``masks/NNNNNN.png`` and ``coco.json`` (RLE segmentations of positive frames).
+  timestamp was interpolated, polyp present (a region of at least the minimum area), the
+  frame's highest probability (also below the threshold), regions (box [x0, y0, x1, y1) in
+  pixels, area, score), mask age (0: offline every frame has its own mask).
+- optional ``masks/NNNNNN.png``, and ``coco.json`` + ``coco_results.json``
+  (``realtime.io.coco``: every frame an image, the regions as annotations and as results).
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ class FrameLog(Sink):
         self.file = open(path, "w")
 
     def write(self, result: FrameResult) -> None:
+        top = result.max_probability
         record = {"index": result.index, "pts": result.pts, "time": round(result.time, 6),
                   "pts_interpolated": result.frame.interpolated, "polyp": result.polyp,
+                  "max_probability": None if top is None else round(top, 6),
                   "regions": [r.as_dict() for r in result.regions], "mask_age": 0}
         self.file.write(json.dumps(record) + "\n")
 
@@ -90,8 +94,7 @@ class Coco(Sink):
         self.writer = CocoWriter(path, video, source.width, source.height)
 
     def write(self, result: FrameResult) -> None:
-        if result.polyp:
-            self.writer.add(result.index, result.time, result.mask, result.regions)
+        self.writer.add(result.index, result.time, result.mask, result.regions)
 
     def close(self) -> None:
         self.writer.close()

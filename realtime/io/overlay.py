@@ -45,19 +45,19 @@ class MaskLayer:
 def analyze(mask: np.ndarray, probabilities: np.ndarray | None = None,
             min_area: int = 0) -> MaskLayer:
     """``mask``: bool (binary) or uint8 class indices, H x W. ``probabilities``: the
-    foreground probability map (binary) for the regions' scores; regions smaller than
-    ``min_area`` pixels are ignored in the region list (still drawn)."""
+    foreground probability map (binary) for the regions' scores. Regions smaller than
+    ``min_area`` pixels are left out of the layer altogether (not listed, not drawn): what is
+    drawn is what is exported. ``mask`` itself is never changed."""
     labels = mask.astype(np.uint8, copy=False)
     layer = MaskLayer(labels)
-    rows = np.flatnonzero(labels.any(axis=1))
-    if not len(rows):
+    layer.box = _box(labels)
+    if layer.box is None:
         return layer
-    cols = np.flatnonzero(labels[rows[0]:rows[-1] + 1].any(axis=0))
-    layer.box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     # Polyps cover a few percent of a frame: the rest is done inside their box (at 720p a
     # quarter of the time the whole frame took).
     x0, y0, x1, y1 = layer.box
     window = labels[y0:y1, x0:x1]
+    dropped = np.zeros(window.shape, bool)
     for label in np.unique(window[window > 0]):
         component = (window == label).astype(np.uint8)
         count, ids, stats, _ = cv2.connectedComponentsWithStats(component, connectivity=8)
@@ -67,6 +67,9 @@ def analyze(mask: np.ndarray, probabilities: np.ndarray | None = None,
         for i in range(1, count):
             x, y, w, h, area = (int(v) for v in stats[i])
             if area < min_area:
+                small = ids == i
+                component[small] = 0
+                dropped |= small
                 continue
             score = float(sums[i] / area) if probabilities is not None else 1.0
             layer.regions.append(Region((x0 + x, y0 + y, x0 + x + w, y0 + y + h), area, score,
@@ -74,7 +77,20 @@ def analyze(mask: np.ndarray, probabilities: np.ndarray | None = None,
         contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
                                        offset=(x0, y0))
         layer.contours.extend((int(label), c) for c in contours)
+    if dropped.any():
+        layer.labels = labels.copy()
+        layer.labels[y0:y1, x0:x1][dropped] = 0
+        layer.box = _box(layer.labels)
     return layer
+
+
+def _box(labels: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The smallest box [x0, y0, x1, y1) around the labelled pixels, or None."""
+    rows = np.flatnonzero(labels.any(axis=1))
+    if not len(rows):
+        return None
+    cols = np.flatnonzero(labels[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 @dataclass

@@ -59,7 +59,20 @@ class FrameResult:
 
     @property
     def polyp(self) -> bool:
+        """A polyp was found: a region at least the minimum area (what is drawn and
+        exported); without an analysed layer, any mask pixel."""
+        if self.layer is not None:
+            return bool(self.layer.regions)
         return self.mask is not None and bool(self.mask.any())
+
+    @property
+    def max_probability(self) -> float | None:
+        """The frame's highest polyp probability, also below the threshold (for curves such
+        as AFROC); multi-class: the highest probability of any class but background."""
+        if self.probabilities is None:
+            return None
+        p = self.probabilities
+        return float(p.max() if p.ndim == 2 else (1 - p[0]).max())
 
     @property
     def overlay(self) -> np.ndarray:

@@ -124,7 +124,7 @@ def _summary(spec: InputSpec, source: Source, segmenter, options: AnnotateOption
         "timings": {**{k: round(v, 3) for k, v in busy.items()}, "wall_s": round(wall, 3),
                     "fps": round(counts.frames / wall, 2) if wall else None},
         "outputs": [*REQUIRED, *(["masks/"] if options.png_masks else []),
-                    *(["coco.json"] if options.coco else [])],
+                    *(["coco.json", "coco_results.json"] if options.coco else [])],
     }
 
 
