@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from m2snet.errors import one_line
-from realtime.cli.common import add_runtime_arguments, make_segmenter, next_free
+from realtime.cli.common import (add_alert_arguments, add_runtime_arguments, alert_settings,
+                                 make_segmenter, next_free)
 from realtime.io.sinks import checked_folder
 from realtime.errors import SourceError
 from realtime.io.overlay import OverlayStyle
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder, one subfolder per input (default: a new "
                                       "numbered folder, runs/annotate, runs/annotate2, ...)")
     add_runtime_arguments(parser)
+    add_alert_arguments(parser)
     parser.add_argument("--batch", type=int, default=1, help="frames per inference (default 1)")
     parser.add_argument("--mask-values", choices=("binary", "probabilities"), default="binary",
                         help="masks.mkv holds 0/255 masks (default) or probabilities 0..255")
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     options = AnnotateOptions(batch=args.batch, mask_values=args.mask_values,
                               png_masks=args.png_masks, coco=args.coco, image_fps=args.fps,
                               min_area=args.min_area, progress=not args.quiet,
+                              alerts=alert_settings(args),
                               style=OverlayStyle(alpha=args.alpha, boxes=not args.no_boxes,
                                                  scores=not args.no_boxes))
     failed = [str(spec) for spec in inputs if not isinstance(spec, InputSpec)]

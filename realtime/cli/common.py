@@ -27,6 +27,20 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                        help="probability above which a pixel is polyp (default 0.5)")
 
 
+def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("alert (the same filter live and offline)")
+    group.add_argument("--alert", default="3/5", metavar="K/N",
+                       help="raise the alert when K of the last N masks show a polyp "
+                            "(default 3/5)")
+    group.add_argument("--alert-hold", type=int, default=10, metavar="M",
+                       help="keep it up until M masks in a row show none (default 10)")
+
+
+def alert_settings(args: argparse.Namespace):
+    from realtime.pipeline.alerts import AlertSettings
+    return AlertSettings.parse(args.alert, args.alert_hold)
+
+
 def next_free(path: str | Path) -> Path:
     """``path`` if nothing has that name yet, else the first free of path2, path3, ... (a
     file keeps its suffix: demo.mp4, demo2.mp4): earlier results are never overwritten."""

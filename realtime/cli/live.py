@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from m2snet.files import write_json
-from realtime.cli.common import add_runtime_arguments, make_segmenter, next_free
+from realtime.cli.common import (add_alert_arguments, add_runtime_arguments, alert_settings,
+                                 make_segmenter, next_free)
 from realtime.io.overlay import OverlayStyle
 from realtime.io.sinks import (MaskSink, NullSink, RecordSink, WindowSink, checked_output,
                                display_available)
@@ -21,6 +22,7 @@ log = logging.getLogger("realtime.live")
 
 def add_arguments(parser: argparse.ArgumentParser, with_source: bool = True) -> None:
     add_runtime_arguments(parser)
+    add_alert_arguments(parser)
     add_live_arguments(parser, with_source)
 
 
@@ -92,6 +94,7 @@ def source_options(args: argparse.Namespace) -> SourceOptions:
 def run_live(args: argparse.Namespace) -> int:
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha must lie in 0..1, got {args.alpha}")
+    alert_settings(args)  # a bad --alert fails now, not after the model has loaded
     # everything that can be checked is checked before the model loads (seconds on a first start)
     sinks = []
     if not args.no_display:
@@ -138,6 +141,7 @@ def _report(summary: dict, record, mask_sink, stats_path) -> None:
 def live_options(args: argparse.Namespace) -> LiveOptions:
     return LiveOptions(sync=args.sync, pace=not args.no_pace, duration=args.duration,
                        hud=not args.no_hud, min_area=args.min_area,
+                       alerts=alert_settings(args),
                        style=OverlayStyle(alpha=args.alpha, boxes=not args.no_boxes,
                                           scores=not args.no_boxes))
 

@@ -8,7 +8,10 @@
 - ``frames.jsonl`` one line per frame: index, pts (time-base ticks), time (s), whether the
   timestamp was interpolated, polyp present (a region of at least the minimum area), the
   frame's highest probability (also below the threshold), regions (box [x0, y0, x1, y1) in
-  pixels, area, score), mask age (0: offline every frame has its own mask).
+  pixels, area, score), the alert filter's state (``realtime.pipeline.alerts``), mask age
+  (0: offline every frame has its own mask).
+- ``events.jsonl`` one line per alert: first and last frame with a polyp (index, time),
+  duration, peak score, masks with a polyp.
 - optional ``masks/NNNNNN.png``, and ``coco.json`` + ``coco_results.json``
   (``realtime.io.coco``: every frame an image, the regions as annotations and as results).
 """
@@ -27,7 +30,7 @@ from realtime.io.sinks import Sink, close_all
 from realtime.io.sources import Source
 from realtime.io.writers import MaskWriter, VideoWriter, mask_to_gray
 
-REQUIRED = ("overlay.mp4", "masks.mkv", "frames.jsonl", "summary.json")
+REQUIRED = ("overlay.mp4", "masks.mkv", "frames.jsonl", "events.jsonl", "summary.json")
 
 
 class OverlayVideo(Sink):
@@ -82,6 +85,8 @@ class FrameLog(Sink):
         record = {"index": result.index, "pts": result.pts, "time": round(result.time, 6),
                   "pts_interpolated": result.frame.interpolated, "polyp": result.polyp,
                   "max_probability": None if top is None else round(top, 6),
+                  "alert": result.alert.on if result.alert else None,
+                  "alert_status": result.alert.status if result.alert else None,
                   "regions": [r.as_dict() for r in result.regions], "mask_age": 0}
         self.file.write(json.dumps(record) + "\n")
 

@@ -149,5 +149,17 @@ def draw_hud(frame: np.ndarray, text: str) -> np.ndarray:
     return frame
 
 
+ALERT_COLOUR = (255, 190, 0)  # amber: apart from the masks' palette and from mucosa
+
+
+def draw_alert_border(frame: np.ndarray) -> np.ndarray:
+    """The alert indicator, in place: a coloured border around the whole picture, seen at the
+    edge of vision while the eyes stay on the mucosa."""
+    width = max(4, round(min(frame.shape[:2]) / 60))
+    frame[:width], frame[-width:] = ALERT_COLOUR, ALERT_COLOUR
+    frame[:, :width], frame[:, -width:] = ALERT_COLOUR, ALERT_COLOUR
+    return frame
+
+
 def _colour(label: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in PALETTE[(label - 1) % len(PALETTE)])

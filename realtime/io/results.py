@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from realtime.io.overlay import MaskLayer, OverlayStyle, Region, draw, draw_hud
+from realtime.io.overlay import MaskLayer, OverlayStyle, Region, draw, draw_alert_border, draw_hud
 from realtime.io.sources import SourceFrame
+
+if TYPE_CHECKING:
+    from realtime.pipeline.alerts import AlertState
 
 
 @dataclass(eq=False)
@@ -28,6 +32,7 @@ class FrameResult:
     mask_captured: float | None = None  # perf_counter when the mask's frame was captured
     style: OverlayStyle = field(default_factory=OverlayStyle)
     hud: str = ""
+    alert: AlertState | None = None   # the alert filter's state at this frame (None: no filter)
     _overlay: np.ndarray | None = field(default=None, repr=False)
     _composite: np.ndarray | None = field(default=None, repr=False)
 
@@ -82,6 +87,8 @@ class FrameResult:
             if layer is not None and layer.shape != self.image.shape[:2]:
                 layer = None  # the source changed size: no mask until one of the new size
             self._overlay = draw(self.image, layer, self.style)
+            if self.alert is not None and self.alert.on:
+                draw_alert_border(self._overlay)
         return self._overlay
 
     @property

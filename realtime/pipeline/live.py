@@ -18,6 +18,7 @@ from realtime.errors import SourceError
 from realtime.io.overlay import OverlayStyle
 from realtime.io.sinks import MaskSink, Sink, close_all
 from realtime.io.sources import Source
+from realtime.pipeline.alerts import AlertFilter, AlertSettings
 from realtime.pipeline.core import Pipeline, PipelineOptions
 
 log = logging.getLogger("realtime.live")
@@ -32,6 +33,7 @@ class LiveOptions:
     hud: bool = True
     min_area: int = 0
     threshold: float | None = None    # None: the Segmenter's own
+    alerts: AlertSettings | None = field(default_factory=AlertSettings)  # None: no alert
 
 
 class LivePipeline:
@@ -66,9 +68,21 @@ class LivePipeline:
 
     def _show_all(self) -> None:
         stats = self.stats
+        alerts = AlertFilter(self.options.alerts) if self.options.alerts else None
+        state, last_mask = None, None
         for result in self.core:
             t = time.perf_counter()
+            if alerts is not None and result.mask_index is not None:
+                if result.mask_index != last_mask:  # a new mask: new evidence
+                    last_mask = result.mask_index
+                    state = alerts.update(result.polyp, max((r.score for r in result.regions),
+                                                            default=0.0), result.index,
+                                          result.time)
+                result.alert = state
             result.hud = stats.hud(self.backend) if self.options.hud else ""
+            if result.hud and state is not None and state.status != "off":
+                result.hud += f" | ALERT{' (held)' if state.status == 'holding' else ''}" \
+                    if state.on else " | polyp? (alert not yet raised)"
             result.overlay  # drawn here so that "draw" and "sink" are timed apart
             if result.mask_captured is not None:
                 stats.mask_age.add(result.captured - result.mask_captured)

@@ -9,16 +9,18 @@ and an input that fails or is interrupted leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from m2snet.files import atomic_directory, write_json
+from m2snet.files import atomic_directory, write_json, write_text
 from realtime.errors import SourceError
 from realtime.io.inputs import InputSpec, expand_inputs
 from realtime.io.outputs import REQUIRED, is_complete, offline_sinks
 from realtime.io.overlay import OverlayStyle
 from realtime.io.sinks import close_all
+from realtime.pipeline.alerts import AlertFilter, AlertSettings
 from realtime.io.sources import Source
 from realtime.pipeline.core import Pipeline, PipelineOptions
 
@@ -35,6 +37,7 @@ class AnnotateOptions:
     style: OverlayStyle = field(default_factory=OverlayStyle)
     min_area: int = 64
     threshold: float | None = None       # None: the Segmenter's own
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     progress: bool = True
 
 
@@ -68,9 +71,12 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
                           options.coco)
     counts, started, wall = _Counts(), time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     progress = _progress(spec, source, options)
+    alerts = AlertFilter(options.alerts)
     try:
         for result in pipeline:
             t = time.perf_counter()
+            result.alert = alerts.update(result.polyp, max((r.score for r in result.regions),
+                                                           default=0.0), result.index, result.time)
             for sink in sinks:
                 sink.write(result)
             pipeline.stats.stage("sink", time.perf_counter() - t)
@@ -91,7 +97,11 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
     if counts.frames == 0:
         raise SourceError(f"{spec.source}: no decodable frame")
     wall = time.perf_counter() - wall
+    events = alerts.close()
+    write_text(folder / "events.jsonl", "".join(json.dumps(e.as_dict()) + "\n" for e in events))
     summary = _summary(spec, source, segmenter, options, pipeline, counts, wall)
+    summary["alerts"] = {"count": len(events), "raise_after": options.alerts.raise_after,
+                         "window": options.alerts.window, "hold": options.alerts.hold}
     summary["started"], summary["finished"] = started, time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(folder / "summary.json", summary)
     return summary

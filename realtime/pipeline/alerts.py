@@ -1,0 +1,102 @@
+"""The alert a detection aid raises: a temporal filter over per-mask decisions, configured
+once and used by live and offline alike.
+
+A raw per-frame decision flickers (a bright rim flagged for a frame, a polyp missed for one);
+what a clinician sees is the alert. It is raised once ``raise_after`` of the last ``window``
+masks found a polyp, and held until ``hold`` masks in a row found none. Offline every frame
+has its own mask; live the filter advances only when a new mask arrives (a mask shown again
+on the next frames is not new evidence).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    raise_after: int = 3   # masks with a polyp ...
+    window: int = 5        # ... among the last this many raise the alert
+    hold: int = 10         # masks in a row without one before it is lowered
+
+    def __post_init__(self):
+        if not 1 <= self.raise_after <= self.window:
+            raise ValueError(f"an alert needs 1 <= raise_after <= window, got "
+                             f"{self.raise_after} of {self.window}")
+        if self.hold < 1:
+            raise ValueError(f"hold must be at least 1 mask, got {self.hold}")
+
+    @classmethod
+    def parse(cls, text: str, hold: int) -> "AlertSettings":
+        """'K/N' (K of the last N masks) and the hold."""
+        try:
+            k, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--alert takes K/N (raise when K of the last N masks show a "
+                             f"polyp), got {text!r}") from None
+        return cls(k, n, hold)
+
+
+@dataclass
+class AlertState:
+    on: bool
+    status: str        # "off", "suppressed" (a polyp, not yet enough), "raised", "holding"
+
+
+@dataclass
+class AlertEvent:
+    start_index: int
+    start_time: float
+    end_index: int = -1
+    end_time: float = 0.0
+    peak_score: float = 0.0
+    masks_with_polyp: int = 0
+
+    def as_dict(self) -> dict:
+        start, end = round(self.start_time, 6), round(self.end_time, 6)
+        return {"start_index": self.start_index, "start_time": start,
+                "end_index": self.end_index, "end_time": end,
+                "duration": round(end - start, 6),
+                "peak_score": round(self.peak_score, 4),
+                "masks_with_polyp": self.masks_with_polyp}
+
+
+class AlertFilter:
+    def __init__(self, settings: AlertSettings | None = None):
+        self.settings = settings or AlertSettings()
+        self._recent: deque[bool] = deque(maxlen=self.settings.window)
+        self._misses = 0
+        self.event: AlertEvent | None = None    # the alert that is on, if any
+        self.finished: list[AlertEvent] = []    # alerts that have ended
+
+    def update(self, polyp: bool, score: float, index: int, time: float) -> AlertState:
+        """One new mask: whether it found a polyp, its highest region score, its frame."""
+        self._recent.append(polyp)
+        if self.event is None:
+            if sum(self._recent) < self.settings.raise_after:
+                return AlertState(False, "suppressed" if polyp else "off")
+            self.event = AlertEvent(index, time)
+            self._misses = 0
+        event = self.event
+        if polyp:
+            self._misses = 0
+            event.peak_score = max(event.peak_score, score)
+            event.masks_with_polyp += 1
+            event.end_index, event.end_time = index, time
+            return AlertState(True, "raised")
+        self._misses += 1
+        if self._misses >= self.settings.hold:
+            self.finished.append(event)
+            self.event = None
+            self._recent.clear()
+            return AlertState(False, "off")
+        return AlertState(True, "holding")
+
+    def close(self) -> list[AlertEvent]:
+        """Every alert of the run, one still on at the end included (ending at its last
+        frame with a polyp)."""
+        if self.event is not None:
+            self.finished.append(self.event)
+            self.event = None
+        return self.finished
