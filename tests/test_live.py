@@ -344,8 +344,10 @@ def test_udp_stream_on_loopback(tiny):
         server.kill()
         server.wait()
     assert summary["frames_captured"] >= 50  # UDP may lose a packet or two on a busy host
-    assert summary["frames_displayed"] + summary["frames_not_displayed"] == \
-        summary["frames_captured"]
+    # shown and segmented (how many of them depends on the machine's load), then the
+    # stream's silence ended the run
+    assert summary["frames_displayed"] >= 1 and summary["frames_processed"] >= 1
+    assert "unreachable after 1 attempts" in summary["source_lost"]
 
 
 def test_http_stream_on_loopback(tiny, tmp_path):
