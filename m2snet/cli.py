@@ -46,7 +46,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _phantom(args: argparse.Namespace) -> int:
-    from m2snet.phantom import write_phantoms
+    from m2snet.phantom_dataset import write_phantoms
     try:
         report = write_phantoms(Path(args.out), n=args.n, seed=args.seed, size=args.size,
                                 sequence_fps=args.sequence, progress=not args.quiet,

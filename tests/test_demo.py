@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from helpers import ROOT, dice, missing_tools, require, run_cli
-
-ARTIFACTS = ROOT / "runs" / "test-artifacts"
 from helpers.videos import decoded_frames
 from realtime.engine.segmenter import Segmenter
+
+ARTIFACTS = ROOT / "runs" / "test-artifacts"
 
 
 def test_headless_demo_records_every_shown_frame_with_real_timestamps(tiny_weights, tmp_path):

@@ -15,7 +15,7 @@ import torch
 import m2snet
 from helpers import run_cli
 from helpers.videos import write_video
-from m2snet.phantom import write_phantoms
+from m2snet.phantom_dataset import write_phantoms
 from realtime.io.writers import read_masks
 
 

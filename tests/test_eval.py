@@ -175,7 +175,7 @@ def test_missing_predictions_fail_in_one_line(tmp_path):
 def test_bundled_demo_model_reaches_its_goal_on_an_unseen_seed(tmp_path):
     """The README's claim, through --weights/--data: mDice >= 0.8 in PraNet's convention on
     the 100 polyp frames of seed 5000 (the demo model was trained on seed 0)."""
-    from m2snet.phantom import write_phantoms
+    from m2snet.phantom_dataset import write_phantoms
     from realtime.engine.segmenter import DEMO_WEIGHTS
     write_phantoms(tmp_path / "data", n=100, seed=5000, size=256, progress=False,
                    positive_only=True)

@@ -11,8 +11,8 @@ import pytest
 
 from helpers import run_cli
 
-from m2snet.phantom import (VISIBLE_FRACTION, PhantomScene, phantom_image, phantom_still,
-                             write_phantoms)
+from m2snet.phantom import VISIBLE_FRACTION, PhantomScene, phantom_image, phantom_still
+from m2snet.phantom_dataset import write_phantoms
 
 
 def test_same_seed_same_frame_and_masks_are_binary():

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import m2snet
 from m2snet.losses import local_mean, structure_loss
-from m2snet.phantom import write_phantoms
+from m2snet.phantom_dataset import write_phantoms
 from m2snet.train import (ConfigError, TrainConfig, learning_rate, load_config,
                            recalibrate_batchnorm, train, validate)
 

@@ -4,6 +4,7 @@ timestamps, damaged packets skipped and counted instead of ending the input."""
 from __future__ import annotations
 
 import logging
+from itertools import chain
 from typing import Iterator
 
 import cv2  # noqa: F401  (OpenCV before PyAV: the reverse order breaks cv2's window)
@@ -127,9 +128,7 @@ class VideoDecoder:
     def frames(self) -> Iterator[tuple[np.ndarray, float | None, int | None]]:
         first, self._first = self._first, None
         turns = self.rotation // 90
-        for frame in ([first] if first is not None else []):
-            yield self._rgb(frame, turns), frame.time, frame.pts
-        for frame in self._decoded:
+        for frame in self._decoded if first is None else chain([first], self._decoded):
             yield self._rgb(frame, turns), frame.time, frame.pts
 
     @staticmethod

@@ -43,6 +43,12 @@ class AlertState:
     on: bool
     status: str        # "off", "suppressed" (a polyp, not yet enough), "raised", "holding"
 
+    @property
+    def label(self) -> str:
+        """What the status line says ("" when there is nothing to say)."""
+        return {"raised": "ALERT", "holding": "ALERT (held)",
+                "suppressed": "polyp? (alert not yet raised)"}.get(self.status, "")
+
 
 @dataclass
 class AlertEvent:
@@ -69,6 +75,11 @@ class AlertFilter:
         self._misses = 0
         self.event: AlertEvent | None = None    # the alert that is on, if any
         self.finished: list[AlertEvent] = []    # alerts that have ended
+
+    def observe(self, result) -> AlertState:
+        """A frame's new mask (a ``FrameResult``): its decision, best region, frame."""
+        score = max((r.score for r in result.regions), default=0.0)
+        return self.update(result.polyp, score, result.index, result.time)
 
     def update(self, polyp: bool, score: float, index: int, time: float) -> AlertState:
         """One new mask: whether it found a polyp, its highest region score, its frame."""

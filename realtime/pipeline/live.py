@@ -75,14 +75,11 @@ class LivePipeline:
             if alerts is not None and result.mask_index is not None:
                 if result.mask_index != last_mask:  # a new mask: new evidence
                     last_mask = result.mask_index
-                    state = alerts.update(result.polyp, max((r.score for r in result.regions),
-                                                            default=0.0), result.index,
-                                          result.time)
+                    state = alerts.observe(result)
                 result.alert = state
             result.hud = stats.hud(self.backend) if self.options.hud else ""
-            if result.hud and state is not None and state.status != "off":
-                result.hud += f" | ALERT{' (held)' if state.status == 'holding' else ''}" \
-                    if state.on else " | polyp? (alert not yet raised)"
+            if result.hud and state is not None and state.label:
+                result.hud += f" | {state.label}"
             result.overlay  # drawn here so that "draw" and "sink" are timed apart
             if result.mask_captured is not None:
                 stats.mask_age.add(result.captured - result.mask_captured)

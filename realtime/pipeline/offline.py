@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from m2snet.files import atomic_directory, write_json, write_text
@@ -20,8 +20,8 @@ from realtime.io.inputs import InputSpec, expand_inputs
 from realtime.io.outputs import REQUIRED, is_complete, offline_sinks
 from realtime.io.overlay import OverlayStyle
 from realtime.io.sinks import close_all
-from realtime.pipeline.alerts import AlertFilter, AlertSettings
 from realtime.io.sources import Source
+from realtime.pipeline.alerts import AlertFilter, AlertSettings
 from realtime.pipeline.core import Pipeline, PipelineOptions
 
 __all__ = ["AnnotateOptions", "InputSpec", "annotate_one", "expand_inputs", "is_complete"]
@@ -75,8 +75,7 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
     try:
         for result in pipeline:
             t = time.perf_counter()
-            result.alert = alerts.update(result.polyp, max((r.score for r in result.regions),
-                                                           default=0.0), result.index, result.time)
+            result.alert = alerts.observe(result)
             for sink in sinks:
                 sink.write(result)
             pipeline.stats.stage("sink", time.perf_counter() - t)
@@ -85,13 +84,11 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
             counts.first_time = result.time if counts.first_time is None else counts.first_time
             counts.last_time = result.time
             progress.update(1)
-    except BaseException:
+    finally:
         progress.close()
-        close_all(sinks, report=False)  # released before the partial folder goes: the
-                                        # space is freed for the next input
-        raise
-    progress.close()
-    errors = close_all(sinks, report=False)
+        # every output released, also after a failure: the partial folder is removed next,
+        # and an open file would keep its space (a full disk would stay full)
+        errors = close_all(sinks, report=False)
     if errors:
         raise errors[0]
     if counts.frames == 0:
@@ -100,8 +97,7 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
     events = alerts.close()
     write_text(folder / "events.jsonl", "".join(json.dumps(e.as_dict()) + "\n" for e in events))
     summary = _summary(spec, source, segmenter, options, pipeline, counts, wall)
-    summary["alerts"] = {"count": len(events), "raise_after": options.alerts.raise_after,
-                         "window": options.alerts.window, "hold": options.alerts.hold}
+    summary["alerts"] = {"count": len(events), **asdict(options.alerts)}
     summary["started"], summary["finished"] = started, time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(folder / "summary.json", summary)
     return summary
