@@ -46,6 +46,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _phantom(args: argparse.Namespace) -> int:
+    if args.procedure is not None:
+        return _phantom_procedure(args)
     from m2snet.phantom_dataset import write_phantoms
     try:
         report = write_phantoms(Path(args.out), n=args.n, seed=args.seed, size=args.size,
@@ -148,9 +150,28 @@ def _add_convert(sub) -> None:
     p.set_defaults(run=_convert)
 
 
+def _phantom_procedure(args: argparse.Namespace) -> int:
+    from m2snet.phantom_procedure import Procedure
+    from m2snet.procedure_files import write_procedure
+    try:
+        procedure = Procedure(args.seed, seconds=args.procedure, fps=args.fps, size=args.size)
+    except ValueError as error:
+        raise M2SNetError(str(error)) from None
+    report = write_procedure(Path(args.out), procedure, frames_every=args.frames_every,
+                             progress=not args.quiet)
+    stretches = ", ".join(f"{n} {kind}" for kind, n in report.stretches.items())
+    print(f"wrote {report.video} ({report.frames} frames, {stretches} stretches) and "
+          f"{report.truth} ({report.lesions} lesions on {report.frames_with_lesion} frames)")
+    if report.training_pairs:
+        print(f"wrote {report.training_pairs} image/mask pairs to {args.out}/images and "
+              f"{args.out}/masks")
+    return 0
+
+
 def _add_phantom(sub) -> None:
     p = sub.add_parser("phantom", help="write synthetic colonoscopy frames and exact polyp "
-                                       "masks (images/ and masks/, PNG)")
+                                       "masks (images/ and masks/, PNG), or a procedure video "
+                                       "with per-frame ground truth (--procedure)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n", type=int, default=100, help="how many frames (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed, the same frames")
@@ -161,6 +182,15 @@ def _add_phantom(sub) -> None:
                    help="only stills that show a polyp at least half in view, as curated "
                         "test sets do (for PraNet's metrics; masks keep every polyp pixel); "
                         "with --sequence, the first scene from --seed on that shows one")
+    p.add_argument("--procedure", type=float, metavar="SECONDS",
+                   help="write one procedure of this length instead: a video (<name>.mp4) "
+                        "cut together from polyp-free stretches, polyps entering and leaving "
+                        "(some small) and false-alert artefacts (rims, bubbles, blur, glare), "
+                        "with its COCO ground truth (<name>.truth.json: per frame and lesion)")
+    p.add_argument("--fps", type=float, default=30.0, help="--procedure: frame rate (default 30)")
+    p.add_argument("--frames-every", type=int, metavar="K",
+                   help="--procedure: also write every K-th frame (lesion frames 4x as often) "
+                        "as images/ + masks/ PNG pairs for training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
 

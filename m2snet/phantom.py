@@ -51,8 +51,10 @@ class PhantomScene:
     """One colon segment; ``frame(t)`` views it from the camera position at time t (s)."""
 
     def __init__(self, seed: int, size: int = 352, max_polyps: int = 3,
-                 polyp_probability: float = 0.8):
+                 polyp_probability: float = 0.8,
+                 polyp_radius: tuple[float, float] = (0.045, 0.13)):
         self.rng = np.random.default_rng(seed)
+        self.polyp_radius = polyp_radius  # range, as a fraction of the view's side
         self.size = size
         self.world_side = int(round(size * WORLD_SCALE))
         self.max_polyps = max_polyps
@@ -127,7 +129,7 @@ class PhantomScene:
     def _place_polyp(self, lumen: np.ndarray, others: list[Polyp]) -> Polyp | None:
         rng, side = self.rng, self.world_side
         for _ in range(20):
-            radius = rng.uniform(0.045, 0.13) * self.size
+            radius = rng.uniform(*self.polyp_radius) * self.size
             xy = rng.uniform(0.15, 0.85, size=2) * side
             if np.hypot(*(xy - lumen)) < 0.12 * side + radius:
                 continue  # not inside the dark lumen
@@ -211,14 +213,19 @@ class PhantomScene:
         image = (np.clip(view, 0, 1) * 255 + 0.5).astype(np.uint8)
         return image, mask
 
+    def labels(self, t: float = 0.0) -> np.ndarray:
+        """frame(t)'s polyps apart: 0 background, k + 1 the pixels of ``polyps[k]`` (the
+        union is frame(t)'s mask)."""
+        labels = cv2.warpAffine(self.world_labels, self.camera(t), (self.size, self.size),
+                                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=0)
+        return np.where(self._field, labels, 0).astype(np.uint8)
+
     def visibility(self, t: float = 0.0) -> list[float]:
         """For each polyp, the fraction of it that frame(t) shows (inside the view and the
         circular field): 1 fully in view, small for a sliver at the edge, 0 out of view."""
         matrix = self.camera(t)
-        labels = cv2.warpAffine(self.world_labels, matrix, (self.size, self.size),
-                                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=0)
-        shown = np.bincount(labels[self._field], minlength=len(self.polyps) + 1)[1:]
+        shown = np.bincount(self.labels(t).ravel(), minlength=len(self.polyps) + 1)[1:]
         world = np.bincount(self.world_labels.ravel(), minlength=len(self.polyps) + 1)[1:]
         zoom2 = abs(np.linalg.det(matrix[:, :2]))  # world pixels -> view pixels
         return [float(min(1.0, s / (w * zoom2))) if w else 0.0 for s, w in zip(shown, world)]

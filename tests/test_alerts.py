@@ -16,7 +16,8 @@ from realtime.pipeline.alerts import AlertFilter, AlertSettings
 
 def _run(flags: str, settings: AlertSettings) -> tuple[list[str], list[dict]]:
     alerts = AlertFilter(settings)
-    states = [alerts.update(flag == "x", 0.5 + 0.01 * i, i, i / 10).status
+    states = [alerts.update(flag == "x", 0.5 + 0.01 * i, i, i / 10, pts=3000 * i,
+                            tracks=[1 if i < 7 else 2] if flag == "x" else []).status
               for i, flag in enumerate(flags)]
     return states, [e.as_dict() for e in alerts.close()]
 
@@ -34,9 +35,10 @@ def test_raised_after_k_of_n_held_through_gaps_and_lowered_after_m_misses():
     assert states[4:10] == ["holding", "raised", "holding", "holding", "raised", "raised"]
     assert states[10:14] == ["holding"] * 3 + ["off"]  # the 4th miss in a row lowers it
     assert states[15] == "suppressed"  # a lone frame after it does not raise it again
-    assert events == [{"start_index": 3, "start_time": 0.3, "end_index": 9, "end_time": 0.9,
+    assert events == [{"start_index": 3, "start_pts": 9000, "start_time": 0.3,
+                       "end_index": 9, "end_pts": 27000, "end_time": 0.9,
                        "duration": pytest.approx(0.6), "peak_score": 0.59,
-                       "masks_with_polyp": 4}]
+                       "masks_with_polyp": 4, "tracks": [1, 2]}]
 
 
 def test_an_alert_still_on_at_the_end_is_reported():
@@ -63,7 +65,9 @@ def test_annotate_writes_alert_states_events_and_the_border(tmp_path):
     replay = AlertFilter(AlertSettings(2, 3, 2))
     for frame in frames:  # the file's states are the filter's over the file's own decisions
         score = max((r["score"] for r in frame["regions"]), default=0.0)
-        state = replay.update(frame["polyp"], score, frame["index"], frame["time"])
+        tracks = [r["track"] for r in frame["regions"] if r["track"] is not None]
+        state = replay.update(frame["polyp"], score, frame["index"], frame["time"],
+                              frame["pts"], tracks)
         assert (frame["alert"], frame["alert_status"]) == (state.on, state.status)
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert events == [e.as_dict() for e in replay.close()] and events  # polyps: an alert

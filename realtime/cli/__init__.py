@@ -1,5 +1,5 @@
 """``python -m realtime`` (installed as ``m2snet-rt``): the runtime's command line, one module
-per command (``live`` with ``demo``, ``annotate``, ``bench``, ``app``) and the flags they
+per command (``live`` with ``demo``, ``annotate``, ``evaluate``, ``bench``, ``app``) and the flags they
 share (``common``).
 
 Exit codes: 0 success, 1 the run failed (one line on stderr; ``--debug`` adds the
@@ -36,6 +36,13 @@ COMMANDS = {  # name: (module, its adder of flags, its runner, one-line help, de
               "Model grid (warm-up, synchronized timing, median and p99, outputs checked "
               "against the authors' formulation) and end-to-end annotate/live runs on a "
               "generated video. Writes JSON and a PNG plot, prints Markdown tables."),
+    "evaluate": ("evaluate", "add_arguments", "run",
+                 "score annotate results against per-frame ground truth: pixel metrics and "
+                 "the clinical tiers (TRUE-Colon) for raw masks and alerts",
+                 "Score annotate result folders against COCO ground truth per frame (e.g. "
+                 "`m2snet phantom --procedure`): frame TPR/FPR, false-alert episodes per "
+                 "minute, lesion latency, TRUE-Colon's tiers, for the raw masks and for the "
+                 "alerts side by side."),
     "app": ("app", "add_arguments", "run",
             "the web app: annotate uploads, watch a live stream, run the benchmark in a browser",
             "Serve the web app (Gradio). Listens on 127.0.0.1 unless told otherwise; uploads "

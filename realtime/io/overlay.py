@@ -23,10 +23,13 @@ class Region:
     area: int                        # pixels
     score: float                     # mean probability inside the region
     label: int = 1                   # class (1 for binary models)
+    track: int | None = None         # polyp track id (``realtime.pipeline.tracks``)
+    dwell: float | None = None       # seconds since its track was confirmed
 
     def as_dict(self) -> dict:
         return {"box": list(self.box), "area": self.area, "score": round(self.score, 4),
-                "label": self.label}
+                "label": self.label, "track": self.track,
+                "dwell": None if self.dwell is None else round(self.dwell, 3)}
 
 
 @dataclass
@@ -127,6 +130,8 @@ def draw(frame: np.ndarray, layer: MaskLayer | None, style: OverlayStyle = Overl
             cv2.rectangle(out, (rx0, ry0), (rx1 - 1, ry1 - 1), _colour(region.label), thickness)
         if style.scores:
             text = f"{region.score:.2f}"
+            if region.track is not None:
+                text = f"#{region.track} {text} {region.dwell:.1f}s"
             (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             ty = ry0 - 4 if ry0 - h - 6 >= 0 else min(ry1 + h + 4, frame.shape[0] - 2)
             cv2.rectangle(out, (rx0, ty - h - 3), (rx0 + w + 4, ty + 3), (0, 0, 0), -1)

@@ -11,7 +11,7 @@ on the next frames is not new evidence).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -42,30 +42,38 @@ class AlertSettings:
 class AlertState:
     on: bool
     status: str        # "off", "suppressed" (a polyp, not yet enough), "raised", "holding"
+    track: int | None = None     # the track of the mask's best region, if confirmed
+    dwell: float | None = None   # and how long it has been seen (s)
 
     @property
     def label(self) -> str:
         """What the status line says ("" when there is nothing to say)."""
-        return {"raised": "ALERT", "holding": "ALERT (held)",
+        text = {"raised": "ALERT", "holding": "ALERT (held)",
                 "suppressed": "polyp? (alert not yet raised)"}.get(self.status, "")
+        if text and self.track is not None:
+            text += f" #{self.track} {self.dwell:.1f}s"
+        return text
 
 
 @dataclass
 class AlertEvent:
     start_index: int
     start_time: float
+    start_pts: int | None = None
     end_index: int = -1
     end_time: float = 0.0
+    end_pts: int | None = None
     peak_score: float = 0.0
     masks_with_polyp: int = 0
+    tracks: list[int] = field(default_factory=list)  # the tracks it showed, in order
 
     def as_dict(self) -> dict:
         start, end = round(self.start_time, 6), round(self.end_time, 6)
-        return {"start_index": self.start_index, "start_time": start,
-                "end_index": self.end_index, "end_time": end,
-                "duration": round(end - start, 6),
+        return {"start_index": self.start_index, "start_pts": self.start_pts,
+                "start_time": start, "end_index": self.end_index, "end_pts": self.end_pts,
+                "end_time": end, "duration": round(end - start, 6),
                 "peak_score": round(self.peak_score, 4),
-                "masks_with_polyp": self.masks_with_polyp}
+                "masks_with_polyp": self.masks_with_polyp, "tracks": self.tracks}
 
 
 class AlertFilter:
@@ -77,24 +85,33 @@ class AlertFilter:
         self.finished: list[AlertEvent] = []    # alerts that have ended
 
     def observe(self, result) -> AlertState:
-        """A frame's new mask (a ``FrameResult``): its decision, best region, frame."""
-        score = max((r.score for r in result.regions), default=0.0)
-        return self.update(result.polyp, score, result.index, result.time)
+        """A frame's new mask (a ``FrameResult``, its regions' tracks already assigned):
+        its decision, best region and frame."""
+        best = max(result.regions, key=lambda r: r.score, default=None)
+        state = self.update(result.polyp, best.score if best else 0.0, result.index,
+                            result.time, result.pts,
+                            [r.track for r in result.regions if r.track is not None])
+        if best is not None and best.track is not None:
+            state.track, state.dwell = best.track, best.dwell
+        return state
 
-    def update(self, polyp: bool, score: float, index: int, time: float) -> AlertState:
-        """One new mask: whether it found a polyp, its highest region score, its frame."""
+    def update(self, polyp: bool, score: float, index: int, time: float,
+               pts: int | None = None, tracks: list[int] = ()) -> AlertState:
+        """One new mask: whether it found a polyp, its highest region score, its frame, and
+        the tracks it shows."""
         self._recent.append(polyp)
         if self.event is None:
             if sum(self._recent) < self.settings.raise_after:
                 return AlertState(False, "suppressed" if polyp else "off")
-            self.event = AlertEvent(index, time)
+            self.event = AlertEvent(index, time, pts)
             self._misses = 0
         event = self.event
         if polyp:
             self._misses = 0
             event.peak_score = max(event.peak_score, score)
             event.masks_with_polyp += 1
-            event.end_index, event.end_time = index, time
+            event.end_index, event.end_time, event.end_pts = index, time, pts
+            event.tracks.extend(t for t in tracks if t not in event.tracks)
             return AlertState(True, "raised")
         self._misses += 1
         if self._misses >= self.settings.hold:

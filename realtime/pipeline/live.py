@@ -19,6 +19,7 @@ from realtime.io.overlay import OverlayStyle
 from realtime.io.sinks import MaskSink, Sink, close_all
 from realtime.io.sources import Source
 from realtime.pipeline.alerts import AlertFilter, AlertSettings
+from realtime.pipeline.tracks import PolypTracker
 from realtime.pipeline.core import Pipeline, PipelineOptions
 
 log = logging.getLogger("realtime.live")
@@ -69,14 +70,16 @@ class LivePipeline:
     def _show_all(self) -> None:
         stats = self.stats
         alerts = AlertFilter(self.options.alerts) if self.options.alerts else None
+        tracker = PolypTracker(self.source.fps or 30.0)
         state, last_mask = None, None
         for result in self.core:
             t = time.perf_counter()
-            if alerts is not None and result.mask_index is not None:
-                if result.mask_index != last_mask:  # a new mask: new evidence
-                    last_mask = result.mask_index
+            if result.mask_index is not None and result.mask_index != last_mask:
+                last_mask = result.mask_index  # a new mask: new evidence (shown ones are not)
+                tracker.update(result.regions, result.mask_index, result.mask_captured)
+                if alerts is not None:
                     state = alerts.observe(result)
-                result.alert = state
+            result.alert = state
             result.hud = stats.hud(self.backend) if self.options.hud else ""
             if result.hud and state is not None and state.label:
                 result.hud += f" | {state.label}"

@@ -23,6 +23,7 @@ from realtime.io.sinks import close_all
 from realtime.io.sources import Source
 from realtime.pipeline.alerts import AlertFilter, AlertSettings
 from realtime.pipeline.core import Pipeline, PipelineOptions
+from realtime.pipeline.tracks import PolypTracker
 
 __all__ = ["AnnotateOptions", "InputSpec", "annotate_one", "expand_inputs", "is_complete"]
 
@@ -71,10 +72,11 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
                           options.coco)
     counts, started, wall = _Counts(), time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     progress = _progress(spec, source, options)
-    alerts = AlertFilter(options.alerts)
+    alerts, tracker = AlertFilter(options.alerts), PolypTracker(source.fps or 30.0)
     try:
         for result in pipeline:
             t = time.perf_counter()
+            tracker.update(result.regions, result.index, result.time)
             result.alert = alerts.observe(result)
             for sink in sinks:
                 sink.write(result)
@@ -98,6 +100,7 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
     write_text(folder / "events.jsonl", "".join(json.dumps(e.as_dict()) + "\n" for e in events))
     summary = _summary(spec, source, segmenter, options, pipeline, counts, wall)
     summary["alerts"] = {"count": len(events), **asdict(options.alerts)}
+    summary["tracks"] = len(tracker.tracks)
     summary["started"], summary["finished"] = started, time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_json(folder / "summary.json", summary)
     return summary
