@@ -154,7 +154,7 @@ def test_image_folder_is_one_input_in_natural_order(demo, tmp_path):
     assert [p.name for p in pngs] == ["000000.png", "000001.png", "000002.png"]
     coco = json.loads((tmp_path / "out" / "case7" / "coco.json").read_text())
     assert [i["id"] for i in coco["images"]] == [1, 2, 3]  # every frame: index + 1
-    assert [i["file_name"] for i in coco["images"]] == [f"case7/{i:06d}.png" for i in range(3)]
+    assert [i["file_name"] for i in coco["images"]] == [f"case7_{i:06d}.png" for i in range(3)]
     for annotation in coco["annotations"]:
         image = next(i for i in coco["images"] if i["id"] == annotation["image_id"])
         png = cv2.imread(str(pngs[image["frame_index"]]), cv2.IMREAD_GRAYSCALE) > 0
@@ -175,7 +175,7 @@ def test_coco_files_are_what_pycocotools_reads_as_dataset_and_results(demo, tmp_
     assert {"coco.json", "coco_results.json"} <= set(summary["outputs"])
     dataset = COCO(str(folder / "coco.json"))
     assert sorted(dataset.getImgIds()) == list(range(1, 9))  # polyp-free frames included
-    assert dataset.loadImgs(1)[0]["file_name"] == "procedure/000000.png"
+    assert dataset.loadImgs(1)[0]["file_name"] == "procedure_000000.png"
     results = dataset.loadRes(str(folder / "coco_results.json"))
     assert len(results.getAnnIds()) == len(dataset.getAnnIds()) > 0
     frames = [json.loads(line) for line in (folder / "frames.jsonl").read_text().splitlines()]

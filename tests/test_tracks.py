@@ -98,3 +98,7 @@ def test_annotate_writes_track_ids_in_frames_events_and_the_summary(tmp_path):
         inside = [r["track"] for i in range(event["start_index"], event["end_index"] + 1)
                   for r in by_index[i]["regions"] if r["track"] is not None]
         assert event["tracks"] == list(dict.fromkeys(inside))
+    import realtime  # the Python API links the same tracks
+    streamed = [[r.track for r in result.regions]
+                for result in realtime.stream(tmp_path / "procedure7001.mp4", backend="cpu")]
+    assert streamed == [[r["track"] for r in f["regions"]] for f in frames]

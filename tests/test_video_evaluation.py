@@ -139,3 +139,18 @@ def test_evaluate_refuses_a_truth_of_another_video_in_one_line(procedure, tmp_pa
         done = run_cli("realtime", "evaluate", run, "--truth", truth_path)
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_replaying_the_alert_filter_reproduces_the_run_and_scores_other_settings(procedure):
+    """The same setting replayed over the run's masks gives the alerts it recorded; another
+    setting changes the alerts column only."""
+    from realtime.evaluation.report import evaluate
+    from realtime.pipeline.alerts import AlertSettings
+    pairs = [(procedure / "out" / "procedure4", procedure / "procedure4.truth.json")]
+    recorded = evaluate(pairs, pixels=False)
+    same = evaluate(pairs, pixels=False, alerts=AlertSettings(3, 5, 10))  # annotate's default
+    assert same["alerts"] == recorded["alerts"] and same["masks"] == recorded["masks"]
+    eager = evaluate(pairs, pixels=False, alerts=AlertSettings(1, 1, 1))  # every mask
+    assert eager["masks"] == recorded["masks"]
+    assert eager["alerts"]["summary"]["frame_fpr"] == recorded["masks"]["summary"]["frame_fpr"]
+    assert eager["alerts"]["summary"]["frame_tpr"] == recorded["masks"]["summary"]["frame_tpr"]

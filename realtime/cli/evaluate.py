@@ -16,6 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="REPORT.json",
                    help="write the whole report here (TRUE-Colon's tiers in full, per-lesion "
                         "latencies, pixel metrics)")
+    p.add_argument("--alert", metavar="K/N",
+                   help="score the alerts this filter setting would have raised (replayed "
+                        "over the runs' own masks) instead of the alerts the runs recorded")
+    p.add_argument("--alert-hold", type=int, default=10, metavar="M",
+                   help="with --alert: masks in a row without a polyp that lower it "
+                        "(default 10)")
     p.add_argument("--no-pixels", action="store_true",
                    help="leave out the pixel metrics (they decode every mask)")
 
@@ -24,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from m2snet.files import write_json
     from realtime.evaluation.report import evaluate, match_truth, table
 
+    from realtime.pipeline.alerts import AlertSettings
+    alerts = AlertSettings.parse(args.alert, args.alert_hold) if args.alert else None
     for folder in args.runs:
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: no such result folder")
     pairs = match_truth([Path(r) for r in args.runs], [Path(t) for t in args.truth])
-    report = evaluate(pairs, pixels=not args.no_pixels)
+    report = evaluate(pairs, pixels=not args.no_pixels, alerts=alerts)
     print(table(report))
     if args.out:
         write_json(args.out, report)

@@ -5,6 +5,7 @@ against per-frame ground truth: the pixel metrics of the masks, then the clinica
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,26 @@ def pixel_metrics(runs: list[VideoRun]) -> dict:
     return {"lesion_frames": out, "dice_all_frames": float(np.mean(dice_all))}
 
 
-def evaluate(pairs: list[tuple[Path, Path]], pixels: bool = True) -> dict:
+def replay_alerts(frames: list[dict], settings) -> None:
+    """The alert states another filter setting would have given, from the run's own
+    per-mask decisions (no inference again)."""
+    from realtime.pipeline.alerts import AlertFilter
+    alerts = AlertFilter(settings)
+    for frame in frames:
+        score = max((r["score"] for r in frame["regions"]), default=0.0)
+        frame["alert"] = alerts.update(frame["polyp"], score, frame["index"], frame["time"]).on
+
+
+def evaluate(pairs: list[tuple[Path, Path]], pixels: bool = True, alerts=None) -> dict:
+    """``alerts``: AlertSettings to replay over the runs instead of their own alert states."""
     runs = [load_run(folder, truth) for folder, truth in pairs]
+    if alerts is not None:
+        for run in runs:
+            replay_alerts(run.frames, alerts)
     report = {"videos": [{"run": str(f), "truth": str(t), "frames": len(r.frames)}
                          for (f, t), r in zip(pairs, runs)]}
+    if alerts is not None:
+        report["alerts_replayed"] = asdict(alerts)
     if pixels:
         report["pixels"] = pixel_metrics(runs)
     for kind in KINDS:

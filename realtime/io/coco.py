@@ -3,7 +3,9 @@
 - ``coco.json``: a dataset, as annotation tools (CVAT) import it and as pycocotools' ``COCO()``
   reads ground truth. Every frame is an image, polyp-free frames included, with the id
   ``frame index + 1`` (the same in every file of the run, so ids join); ``file_name`` is
-  ``<video stem>/<frame index, 6 digits>.png`` (the frames are named, not extracted). One
+  ``<video stem>_<frame index, 6 digits>.png`` (the frames are named, not extracted; the
+  form TRUE-Colon's ``stem_int_suffix`` rule reads video and frame from, as in the ground
+  truth ``m2snet phantom --procedure`` writes). One
   annotation per listed region: compressed RLE segmentation, ``bbox`` [x, y, width, height]
   in pixels, area, score (the region's mean probability).
 - ``coco_results.json``: the same regions as a results list (image_id, category_id, bbox,
@@ -50,7 +52,7 @@ class CocoWriter:
 
     def add(self, index: int, time: float, mask: np.ndarray, regions: list[Region]) -> None:
         """A frame, with or without regions."""
-        self.images.append({"id": image_id(index), "file_name": f"{self.video}/{index:06d}.png",
+        self.images.append({"id": image_id(index), "file_name": f"{self.video}_{index:06d}.png",
                             "width": self.width, "height": self.height, "frame_index": index,
                             "time": round(time, 6), "video": self.video})
         if not regions:
