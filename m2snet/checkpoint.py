@@ -233,3 +233,12 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, input_si
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def initialize_from(net: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Fine-tuning: the weights of ``path`` (any checkpoint ``read_checkpoint`` takes, half
+    precision included) into a freshly built network, which they must fit exactly."""
+    checkpoint = read_checkpoint(path)
+    own = net.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own else v for k, v in checkpoint.state_dict.items()}
+    load_state(net, state, str(path))

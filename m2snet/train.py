@@ -25,7 +25,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import m2snet
 from m2snet import distributed
-from m2snet.checkpoint import IMAGENET
+from m2snet.checkpoint import IMAGENET, initialize_from
 from m2snet.data import SegmentationFolder
 from m2snet.losses import build_lossnet, multiclass_loss, structure_loss
 from m2snet.files import write_text
@@ -202,6 +202,9 @@ class _Run:
         lossnet = lossnet.to(device) if lossnet is not None else None
         if state is not None:
             net.load_state_dict(state["model"])
+        elif config.init:
+            initialize_from(net, config.init)
+            log.info("initialized from %s", config.init)
         model = net
         if ctx.active:
             if device.type == "cuda":
@@ -296,3 +299,4 @@ def recalibrate_batchnorm(net, config: TrainConfig, device, layout, world: int =
         m.momentum = momentum
     log.info("BatchNorm statistics re-estimated over %d batches at %d px",
              min(step + 1, config.bn_recalibrate), config.input_size)
+

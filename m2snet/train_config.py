@@ -38,6 +38,7 @@ class TrainConfig:
     lossnet: str = "off"            # off, random, or a path to torchvision vgg16 weights
     lossnet_weight: float = 0.1
     pretrained_backbone: bool = False
+    init: str = ""                  # start from these weights (ours or the authors'): fine-tuning
     seed: int = 0
     workers: int = 2
     max_minutes: float = 0.0        # stop after this long (0: no limit); the run stays valid

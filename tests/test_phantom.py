@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -114,3 +115,24 @@ def test_a_sequence_without_polyps_is_reported_and_positive_only_finds_one(tmp_p
     assert f"({showing} show a polyp)" in asked.stdout and showing > 0
     scene = PhantomScene(3, 96)
     assert max(max(scene.visibility(i / 30)) for i in range(120)) >= VISIBLE_FRACTION
+
+
+def test_procedure_cli_writes_video_truth_and_training_pairs_or_refuses_in_one_line(tmp_path):
+    done = run_cli("m2snet", "phantom", "--procedure", "8", "--seed", "11", "--size", "96",
+                   "--out", tmp_path, "--frames-every", "20", "--quiet")
+    assert done.returncode == 0, done.stderr
+    truth = json.loads((tmp_path / "procedure11.truth.json").read_text())
+    lesion_frames = sorted({a["image_id"] - 1 for a in truth["annotations"]})
+    assert f"({len({a['unique_id'] for a in truth['annotations']})} lesions on " \
+           f"{len(lesion_frames)} frames)" in done.stdout
+    expected = sorted({i for i in range(240) if i % 20 == 0} |
+                      {i for i in lesion_frames if i % 5 == 0})
+    written = sorted(int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "images").iterdir())
+    assert written == expected
+    for index in expected:  # a pair's mask is that frame's ground truth
+        name = f"procedure11_{index:06d}.png"
+        mask = cv2.imread(str(tmp_path / "masks" / name), cv2.IMREAD_UNCHANGED) > 0
+        assert mask.any() == (index in lesion_frames)
+    short = run_cli("m2snet", "phantom", "--procedure", "3", "--out", tmp_path / "short")
+    assert short.returncode == 1 and "a procedure needs at least 7 s" in short.stderr
+    assert len(short.stderr.strip().splitlines()) == 1 and not (tmp_path / "short").exists()

@@ -129,6 +129,29 @@ def test_resume_refuses_a_changed_recipe(tmp_path):
         train(config, tmp_path / "empty", progress=False, resume=True)
 
 
+def test_init_starts_from_given_weights_and_refuses_ones_that_do_not_fit(tmp_path):
+    """Fine-tuning: with lr 0 a run that starts from a checkpoint keeps its weights (BatchNorm
+    statistics aside, which training updates); weights of another width fail in one line."""
+    from m2snet.checkpoint import CheckpointError
+    train(_tiny_run_config(tmp_path, 1), tmp_path / "first", progress=False)
+    config = _tiny_run_config(tmp_path, 1)
+    config.init, config.lr = str(tmp_path / "first" / "last.pt"), 0.0
+    train(config, tmp_path / "tuned", progress=False)
+    before = m2snet.load_model(tmp_path / "first" / "last.pt")[0].state_dict()
+    after = m2snet.load_model(tmp_path / "tuned" / "last.pt")[0].state_dict()
+    weights = [k for k in before if k.endswith("weight") and before[k].dim() == 4]
+    assert weights and all(torch.equal(before[k], after[k]) for k in weights)
+    config = _tiny_run_config(tmp_path, 1)
+    config.lr = 0.0  # without init the same run keeps its random start instead
+    train(config, tmp_path / "fresh", progress=False)
+    other = m2snet.load_model(tmp_path / "fresh" / "last.pt")[0].state_dict()
+    assert not all(torch.equal(other[k], after[k]) for k in weights)
+    config = _tiny_run_config(tmp_path, 1)
+    config.init, config.width = str(tmp_path / "first" / "last.pt"), 16
+    with pytest.raises(CheckpointError, match="last.pt: does not fit .* mis-shaped"):
+        train(config, tmp_path / "wider", progress=False)
+
+
 def _oct_like(root, n, seed):
     """GOALS layout: layered bands (RNFL, GCIPL, choroid over background) with noise."""
     import cv2
