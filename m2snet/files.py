@@ -53,15 +53,37 @@ def write_json(path: str | os.PathLike, data, indent: int | None = 2) -> Path:
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """A hidden ``.<name>.partial`` folder beside ``path`` to fill; it replaces ``path`` (an
     older folder of that name included) when the block ends without an exception and is
-    removed otherwise, so a folder named ``path`` is always a finished result."""
+    removed otherwise, so a folder named ``path`` is always a finished result. While the block
+    runs ``.<name>.lock`` is held: a second writer of the same ``path`` (another process) is
+    refused with FileExistsError instead of deleting the first one's partial folder."""
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(partial, path)
-    finally:
+    with _exclusive(path.with_name(f".{path.name}.lock"), path):
+        partial = path.with_name(f".{path.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        try:
+            yield partial
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(partial, path)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path, path: Path) -> Iterator[None]:
+    import fcntl
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(f"{path}: another process is writing it right now; wait "
+                                  f"for it to finish or choose another output folder") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)

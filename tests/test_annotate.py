@@ -227,6 +227,27 @@ def test_garbage_among_good_inputs_fails_alone(tmp_path):
     assert "1 of 3 inputs complete" in done.stdout
 
 
+def test_a_second_writer_of_the_same_output_is_refused_and_harms_nothing(tmp_path):
+    """Two annotate runs into one folder: the second used to delete the first's partial
+    folder (its open files went with it) and the first then published a folder holding only
+    events.jsonl and summary.json. Now the output is locked while it is written."""
+    from m2snet.files import atomic_directory
+    clip, other = tmp_path / "clip.mp4", tmp_path / "other.mp4"
+    write_video(clip, [i / 30 for i in range(5)], 160, 120)
+    write_video(other, [i / 30 for i in range(5)], 160, 120)
+    with atomic_directory(tmp_path / "out" / "clip") as first:  # another run, still writing
+        (first / "frames.jsonl").write_text("the first run's")
+        done = run_cli("realtime", "annotate", clip, other, "--out", tmp_path / "out",
+                       "--backend", "cpu", "--quiet")
+        assert done.returncode == 1
+        assert f"error: {clip}: {tmp_path / 'out' / 'clip'}: another process is writing it " \
+            f"right now" in done.stderr
+        assert (first / "frames.jsonl").read_text() == "the first run's"
+        assert (tmp_path / "out" / "other" / "frames.jsonl").is_file()  # the others go on
+    assert (tmp_path / "out" / "clip" / "frames.jsonl").read_text() == "the first run's"
+    assert not list((tmp_path / "out").glob(".*"))  # no lock or partial folder left
+
+
 def test_resume_skips_complete_inputs(tiny_weights, tmp_path):
     video = tmp_path / "clip.mp4"
     write_video(video, [i / 30 for i in range(5)], 160, 120)

@@ -62,21 +62,24 @@ def test_perfect_and_late_detections_score_as_they_should_in_ours_and_true_colon
     """Runs made from the ground truth itself: on time, TPR 1 and FPR 0; five frames late,
     each lesion's latency is 5 in our summary and in TRUE-Colon's lesion tier."""
     truth = load_truth(procedure / "procedure4.truth.json")
+    negatives = truth.frames - len(truth.annotations)
     for delay in (0, 5):
         frames = []
         for index in range(truth.frames):
             source = truth.annotations.get(index - delay, []) if index >= delay else []
             regions = [{"box": [x, y, x + w, y + h], "score": 0.9, "track": 1}
                        for x, y, w, h in (a["bbox"] for a in source)]
+            if 10 <= index < 14:  # a spurious detection in the polyp-free stretch
+                regions = [{"box": [5, 5, 20, 20], "score": 0.6, "track": None}]
             frames.append({"index": index, "regions": regions, "alert": bool(regions)})
         run = VideoRun(procedure, frames, truth)
         ours, theirs = clinical_summary([run], "masks"), true_colon([run], "masks")
         assert ours["latency_frames"] == [delay]
         assert theirs["lesion"]["summary"]["mean_latency_frames"] == delay
-        assert ours["frame_fpr"] == theirs["frame"]["fpr"] == 0
+        assert ours["frame_fpr"] == theirs["frame"]["fpr"] == 4 / negatives
         assert ours["frame_tpr"] == pytest.approx(theirs["frame"]["tpr"])
         assert (ours["frame_tpr"] == 1) == (delay == 0)
-        assert ours["false_alert_episodes"] == 0
+        assert ours["false_alert_episodes"] == 1  # the spurious run; the late one was on it
 
 
 def test_coco_results_join_the_truth_frame_by_frame_in_pycocotools_and_true_colon(procedure):

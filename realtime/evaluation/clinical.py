@@ -7,8 +7,8 @@ The tiers are TRUE-Colon's, computed by the ``true-colon`` package itself: frame
 (a lesion frame is found when a detection overlaps a lesion's box; a lesion-free frame with
 any detection is a false alert), per-lesion first-detection latency and persistence, COCO AP
 and the FROC/AFROC curves. Beside them, from the same frame decisions: false-alert episodes
-(runs of consecutive lesion-free frames with a detection) per minute of lesion-free video,
-and each lesion's latency in frames from the frame it is first annotated.
+(runs of consecutive frames with a detection, none of which is on a lesion) per minute of
+lesion-free video, and each lesion's latency in frames from the frame it is first annotated.
 """
 
 from __future__ import annotations
@@ -107,22 +107,24 @@ def _overlaps(box, bbox) -> bool:
     return min(x1, bx + bw) > max(x0, bx) and min(y1, by + bh) > max(y0, by)
 
 
-def episodes(mask: np.ndarray) -> int:
-    """Runs of consecutive True values."""
-    padded = np.r_[False, mask.astype(bool)]
-    return int((padded[1:] & ~padded[:-1]).sum())
+def false_episodes(flagged: np.ndarray, found: np.ndarray) -> int:
+    """Runs of consecutive flagged frames on none of which a detection overlaps a lesion:
+    alerts (or detections) that were never on a polyp. A run that was on one and lingers
+    after it has left is a late end, not a false alert (its frames still count in the FPR)."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flagged.astype(np.int8), 0]))
+    return sum(not found[start:end].any() for start, end in zip(edges[::2], edges[1::2]))
 
 
 def clinical_summary(runs: list[VideoRun], kind: str) -> dict:
     """Frame rates, false-alert episodes per minute of lesion-free video and lesion
     latencies, pooled over the runs."""
-    false_episodes = negative_frames = tp = positives = fp = 0
+    false_alerts = negative_frames = tp = positives = fp = 0
     latencies: list[int | None] = []
     fps = runs[0].truth.fps
     for run in runs:
         d = frame_decisions(run, kind)
         fp_frames = d.flagged & ~d.lesion_frame
-        false_episodes += episodes(fp_frames)
+        false_alerts += false_episodes(d.flagged, d.found)
         negative_frames += int((~d.lesion_frame).sum())
         fp += int(fp_frames.sum())
         tp += int(d.found.sum())
@@ -133,9 +135,9 @@ def clinical_summary(runs: list[VideoRun], kind: str) -> dict:
     return {"frames": sum(len(r.frames) for r in runs), "lesion_frames": positives,
             "frame_tpr": tp / positives if positives else None,
             "frame_fpr": fp / negative_frames if negative_frames else None,
-            "false_alert_episodes": false_episodes,
+            "false_alert_episodes": false_alerts,
             "lesion_free_minutes": round(minutes, 3),
-            "false_alert_episodes_per_minute": false_episodes / minutes if minutes else None,
+            "false_alert_episodes_per_minute": false_alerts / minutes if minutes else None,
             "lesions": len(latencies), "lesions_found": len(measured),
             "latency_frames": latencies,
             "latency_frames_median": float(np.median(measured)) if measured else None,
