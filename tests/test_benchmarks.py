@@ -61,3 +61,16 @@ def test_preprocess_times_both_paths_and_states_their_error(tmp_path):
         assert set(row["median_ms"]) == {"torch", "resample"} and row["speedup"] > 0
         assert row["max_level_error_vs_float64"]["resample"] < 1e-3
         assert row["max_level_difference"] < 0.02
+
+
+def test_clinical_procedures_scores_each_model_and_alert_setting(tmp_path):
+    out = tmp_path / "clinical.json"
+    _run("clinical_procedures.py", "--seeds", "4", "--seconds", "8", "--size", "160",
+         "--backend", "cpu", "--alerts", "3/5:3,1/1:1", "--work", str(tmp_path / "work"),
+         "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["procedures"] == ["procedure4"] and len(result["rows"]) == 2
+    strict, every = (row["report"] for row in result["rows"])
+    assert strict["alerts_replayed"] == {"raise_after": 3, "window": 5, "hold": 3}
+    assert every["alerts"]["summary"] == every["masks"]["summary"]  # 1 of 1, hold 1: the masks
+    assert strict["masks"]["summary"]["frames"] == 240
