@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--size", type=int, default=352)
     parser.add_argument("--weights", default="demo", help="comma list: demo or checkpoints")
-    parser.add_argument("--alerts", default="3/5:10", help="comma list of K/N:hold")
+    parser.add_argument("--alerts", default="5/8:3", help="comma list of K/N:hold")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "clinical")
     parser.add_argument("--json", type=Path)

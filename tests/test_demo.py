@@ -52,7 +52,9 @@ def test_bundled_demo_model_finds_polyps_in_unseen_phantoms():
     the frames that show a polyp (an empty frame left empty would score 1 and flatter the
     mean); the polyp-free frames must stay empty. Measured when this test was written: Dice
     0.713 over the 19 frames with polyp pixels, 0.791 over the 16 showing a polyp at least
-    half in view, no pixel on the 11 polyp-free frames; the bars leave about 0.05."""
+    half in view, no pixel on the 11 polyp-free frames. The model retrained on phantom
+    procedures (far fewer false alerts on rims, bubbles and glare) gives 0.654 and 0.759 and
+    still no false pixel; the bars leave about 0.03 below that."""
     import numpy as np
 
     from m2snet.phantom import VISIBLE_FRACTION, phantom_still
@@ -69,8 +71,8 @@ def test_bundled_demo_model_finds_polyps_in_unseen_phantoms():
         if max(shown) >= VISIBLE_FRACTION:
             in_view.append(score)
     assert len(with_polyp) >= 15 and len(in_view) >= 12  # the sample really has polyps
-    assert np.mean(with_polyp) >= 0.65
-    assert np.mean(in_view) >= 0.75
+    assert np.mean(with_polyp) >= 0.62
+    assert np.mean(in_view) >= 0.73
     assert false_pixels == 0
 
 

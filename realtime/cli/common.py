@@ -29,11 +29,11 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("alert (the same filter live and offline)")
-    group.add_argument("--alert", default="3/5", metavar="K/N",
+    group.add_argument("--alert", default="5/8", metavar="K/N",
                        help="raise the alert when K of the last N masks show a polyp "
-                            "(default 3/5)")
-    group.add_argument("--alert-hold", type=int, default=10, metavar="M",
-                       help="keep it up until M masks in a row show none (default 10)")
+                            "(default 5/8, chosen on phantom procedures: see the README)")
+    group.add_argument("--alert-hold", type=int, default=3, metavar="M",
+                       help="keep it up until M masks in a row show none (default 3)")
 
 
 def alert_settings(args: argparse.Namespace):

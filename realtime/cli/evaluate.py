@@ -19,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alert", metavar="K/N",
                    help="score the alerts this filter setting would have raised (replayed "
                         "over the runs' own masks) instead of the alerts the runs recorded")
-    p.add_argument("--alert-hold", type=int, default=10, metavar="M",
+    p.add_argument("--alert-hold", type=int, default=3, metavar="M",
                    help="with --alert: masks in a row without a polyp that lower it "
-                        "(default 10)")
+                        "(default 3)")
     p.add_argument("--no-pixels", action="store_true",
                    help="leave out the pixel metrics (they decode every mask)")
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AlertSettings:
-    raise_after: int = 3   # masks with a polyp ...
-    window: int = 5        # ... among the last this many raise the alert
-    hold: int = 10         # masks in a row without one before it is lowered
+    raise_after: int = 5   # masks with a polyp ...
+    window: int = 8        # ... among the last this many raise the alert
+    hold: int = 3          # masks in a row without one before it is lowered
 
     def __post_init__(self):
         if not 1 <= self.raise_after <= self.window:
