@@ -79,7 +79,7 @@ class VideoWriter:
         try:
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
-        except BaseException:
+        except Exception:  # not Ctrl-C: an interrupted write still flushes (frames held back)
             self._failed = True
             raise
         self.frames += 1
