@@ -235,10 +235,12 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, input_si
     return path
 
 
-def initialize_from(net: torch.nn.Module, path: str | os.PathLike) -> None:
+def initialize_from(net: torch.nn.Module, path: str | os.PathLike) -> str | os.PathLike:
     """Fine-tuning: the weights of ``path`` (any checkpoint ``read_checkpoint`` takes, half
-    precision included) into a freshly built network, which they must fit exactly."""
+    precision included) into a freshly built network, which they must fit exactly. Returns
+    ``path``."""
     checkpoint = read_checkpoint(path)
     own = net.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in checkpoint.state_dict.items()}
     load_state(net, state, str(path))
+    return path

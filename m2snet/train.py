@@ -190,11 +190,10 @@ class _Run:
     @classmethod
     def build(cls, config: TrainConfig, ctx: distributed.Context, state: dict | None) -> "_Run":
         device = ctx.device
-        net = m2snet.create_model(config.arch, config.backbone, config.num_classes,
-                                  width=config.width,
-                                  pretrained_backbone=config.pretrained_backbone).to(device)
         layout = torch.channels_last if config.channels_last else torch.contiguous_format
-        net = net.to(memory_format=layout)
+        net = m2snet.create_model(config.arch, config.backbone, config.num_classes,
+                                  width=config.width, pretrained_backbone=config.pretrained_backbone
+                                  ).to(device, memory_format=layout)
         train_set, sampler, loader, val_loader = _loaders(config, ctx)
         if config.num_classes > 1 and config.lossnet != "off":
             log.info("lossnet=%s ignored: LossNet compares binary masks", config.lossnet)
@@ -202,9 +201,8 @@ class _Run:
         lossnet = lossnet.to(device) if lossnet is not None else None
         if state is not None:
             net.load_state_dict(state["model"])
-        elif config.init:
-            initialize_from(net, config.init)
-            log.info("initialized from %s", config.init)
+        elif config.init:  # fine-tuning
+            log.info("initialized from %s", initialize_from(net, config.init))
         model = net
         if ctx.active:
             if device.type == "cuda":
