@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from m2snet.files import atomic_directory, write_json, write_text
@@ -63,6 +64,11 @@ class _Counts:
     last_time: float | None = None
 
 
+def _now() -> str:
+    """Local time with its offset, to the millisecond (a job's order is readable from it)."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
 def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
               options: AnnotateOptions) -> dict:
     pipeline = Pipeline(source, segmenter, PipelineOptions(
@@ -70,7 +76,7 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
         threshold=options.threshold, style=options.style), name=spec.source)
     sinks = offline_sinks(folder, spec.stem, source, options.mask_values, options.png_masks,
                           options.coco)
-    counts, started, wall = _Counts(), time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
+    counts, started, wall = _Counts(), _now(), time.perf_counter()
     progress = _progress(spec, source, options)
     alerts, tracker = AlertFilter(options.alerts), PolypTracker(source.fps or 30.0)
     try:
@@ -101,7 +107,7 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
     summary = _summary(spec, source, segmenter, options, pipeline, counts, wall)
     summary["alerts"] = {"count": len(events), **asdict(options.alerts)}
     summary["tracks"] = len(tracker.tracks)
-    summary["started"], summary["finished"] = started, time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    summary["started"], summary["finished"] = started, _now()
     write_json(folder / "summary.json", summary)
     return summary
 
