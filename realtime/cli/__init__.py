@@ -1,6 +1,6 @@
 """``python -m realtime`` (installed as ``m2snet-rt``): the runtime's command line, one module
-per command (``live`` with ``demo``, ``annotate``, ``evaluate``, ``bench``, ``app``) and the flags they
-share (``common``).
+per command (``live`` with ``demo``, ``annotate``, ``evaluate``, ``bench``, ``export``,
+``app``) and the flags they share (``common``).
 
 Exit codes: 0 success, 1 the run failed (one line on stderr; ``--debug`` adds the
 traceback), 2 usage error, 130 interrupted (Ctrl-C) after closing every output.
@@ -43,6 +43,13 @@ COMMANDS = {  # name: (module, its adder of flags, its runner, one-line help, de
                  "`m2snet phantom --procedure`): frame TPR/FPR, false-alert episodes per "
                  "minute, lesion latency, TRUE-Colon's tiers, for the raw masks and for the "
                  "alerts side by side."),
+    "export": ("export", "add_arguments", "run",
+               "a checkpoint as ONNX, OpenVINO IR (fp32, bf16, int8), TorchScript, "
+               "ExportedProgram or a TensorRT engine, checked against float32",
+               "Write a deployment artefact and its provenance (PATH.json: weights hash, "
+               "input normalization, versions), then run it in its own runtime against the "
+               "float32 network on phantom frames with a polyp (mask Dice >= 0.98, mDice drop "
+               "<= 0.01, else exit 1). --verify checks an existing artefact again."),
     "app": ("app", "add_arguments", "run",
             "the web app: annotate uploads, watch a live stream, run the benchmark in a browser",
             "Serve the web app (Gradio). Listens on 127.0.0.1 unless told otherwise; uploads "

@@ -26,6 +26,7 @@ import m2snet
 from m2snet.checkpoint import CheckpointError
 from m2snet.preprocess import resize_normalize
 from realtime.engine import backends, cache
+from realtime.engine.calibration import CalibrationSet
 from realtime.engine.frames import HostStager, to_batch, to_frame_size
 from realtime.errors import BackendError, one_line
 
@@ -71,25 +72,29 @@ class Segmenter:
     def __init__(self, weights: str | Path | None = None, backend: str = "auto",
                  precision: str | None = None, size: int | None = None,
                  threshold: float = 0.5, impl: str | None = None,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, calibration: str | None = None,
+                 calibration_frames: int | None = None):
+        """``calibration`` (int8 only): a video or image folder whose frames calibrate the
+        quantization (default: a phantom procedure, ``realtime.engine.calibration``)."""
         path = Path(weights) if weights is not None else DEMO_WEIGHTS
         if weights is None and not path.is_file():
             raise CheckpointError(f"no weights given and the bundled demo model is not built yet "
                                   f"({path}): pass weights=PATH (the authors' M2SNet.pth works)")
         self.threshold = _checked_threshold(threshold)
         if size is not None:
-            _checked_size(size)  # before the model loads: a typo fails at once
+            checked_size(size)  # before the model loads: a typo fails at once
         entry = backends.resolve(backend)
         precision = precision or entry.precision_default()
         entry.check_precision(precision)
         entry.check_impl(impl or entry.default_impl)
         model, ckpt = m2snet.load_model(path, impl=impl or entry.default_impl)
-        size = _checked_size(size or ckpt.input_size)
+        size = checked_size(size or ckpt.input_size)
         self.size, self.normalization = size, ckpt.normalization
         self.num_classes, self.weights = ckpt.config.num_classes, path
+        calibrate = CalibrationSet(calibration, calibration_frames, size, ckpt.normalization)
         entry, self.runner = _build(entry, model, precision, (1, 3, size, size), path,
                                     cache_dir, fallback_allowed=backend == "auto",
-                                    impl_given=impl is not None)
+                                    impl_given=impl is not None, calibration=calibrate)
         self.device = entry.torch_device()
         self.stager = HostStager() if self.device.type == "cuda" else None
         self.info = SegmenterInfo(entry.name, self.device.type, precision, model.impl,
@@ -136,7 +141,7 @@ class Segmenter:
         return took
 
 
-def _checked_size(size: int) -> int:
+def checked_size(size: int) -> int:
     if int(size) != size or size <= 0 or size % 32:
         raise ValueError(f"size must be a positive multiple of 32, got {size}")
     return int(size)
@@ -149,22 +154,27 @@ def _checked_threshold(threshold: float) -> float:
 
 
 def _build(entry: backends.Backend, model: torch.nn.Module, precision: str, shape: tuple,
-           weights: Path, cache_dir, fallback_allowed: bool, impl_given: bool):
+           weights: Path, cache_dir, fallback_allowed: bool, impl_given: bool,
+           calibration: CalibrationSet | None = None):
     """(the entry that runs, its Runner). When auto's choice cannot prepare this network,
     its fallback is built instead (one warning); a backend named explicitly fails in one line
     with the library's gist."""
     artifact = None
+    # an int8 network depends on its calibration set too
+    variant = f"{precision}-{calibration.label}" if precision == "int8" and calibration else precision
     if entry.artifact_suffix is not None:
         artifact = cache.engine_file(entry.name, weights, entry.artifact_identity(shape),
-                                     precision, entry.artifact_suffix,
+                                     variant, entry.artifact_suffix,
                                      Path(cache_dir) if cache_dir else None)
-    request = backends.BuildRequest(model, precision, shape, artifact)
+    request = backends.BuildRequest(model, precision, shape, artifact, calibration,
+                                    calibration.label if calibration else "phantom")
     try:
         return entry, entry.build(request)
     except BackendError:
         raise
     except Exception as error:  # the library's own message, often many lines long
-        if not fallback_allowed or entry.fallback is None:
+        fallback_runs = entry.fallback and precision in backends.get(entry.fallback).precisions
+        if not fallback_allowed or not fallback_runs:
             hint = f"; backend={entry.fallback!r} runs any network" if entry.fallback else ""
             raise BackendError(f"backend {entry.name!r} could not prepare {weights.name}: "
                                f"{one_line(error, limit=400)}{hint}") from error

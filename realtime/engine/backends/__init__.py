@@ -16,7 +16,7 @@ import logging
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -24,7 +24,10 @@ from realtime.errors import BackendError, one_line
 
 log = logging.getLogger("realtime.engine")
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# precision -> the dtype of the network's input (an int8 network takes float32 frames and
+# quantizes them itself)
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+              "int8": torch.float32}
 
 
 @dataclass
@@ -38,12 +41,15 @@ class Runner:
 @dataclass(frozen=True)
 class BuildRequest:
     """What a backend's ``build`` gets: the loaded float32 network (eval mode, on the CPU),
-    the precision asked for, the example input shape, and where its artifact may be cached
-    (None: do not cache)."""
+    the precision asked for, the example input shape, where its artifact may be cached
+    (None: do not cache), and for int8 the calibration inputs (made only when needed) and
+    what they are (for notices)."""
     model: torch.nn.Module
     precision: str
     shape: tuple[int, int, int, int]
     artifact: Path | None = None
+    calibration: Callable[[], Iterable[torch.Tensor]] | None = None
+    calibration_label: str = "phantom"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -87,7 +93,8 @@ class Backend:
             raise BackendError(f"unknown precision {precision!r}; choose one of "
                                f"{', '.join(PRECISIONS)}")
         if self.torch_device().type == "cpu" and precision == "fp16":
-            raise BackendError("fp16 is a GPU precision; on the CPU use fp32 or bf16")
+            raise BackendError("fp16 is a GPU precision; on the CPU use fp32, bf16 or int8 "
+                               "(backend='openvino')")
         if precision not in self.precisions:
             raise BackendError(f"the {self.name} backend runs {' or '.join(self.precisions)}"
                                f"{'; ' + self.precision_hint if self.precision_hint else ''}")
@@ -170,7 +177,7 @@ def folded(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def short(dtype: torch.dtype) -> str:
-    return {v: k for k, v in PRECISIONS.items()}[dtype]
+    return {v: k for k, v in PRECISIONS.items() if k != "int8"}[dtype]
 
 
 def _load_families() -> None:

@@ -1,9 +1,13 @@
-"""``openvino``: the CPU through OpenVINO (its own graph compiler and oneDNN kernels), fp32.
+"""``openvino``: the CPU through OpenVINO (its own graph compiler and oneDNN kernels).
 
 The folded network is traced once (seconds) and kept on disk as OpenVINO IR under a key of
-the weights and library versions (reading it back takes a fraction of a second), then
-compiled for the CPU per batch size seen, with f32 inference precision (OpenVINO's default on
-CPUs with bf16 units would be bf16: not the outputs the other backends give).
+the weights, library versions and precision (reading it back takes a fraction of a second),
+then compiled for the CPU per batch size seen. Precisions:
+- fp32 (the default): f32 inference precision asked for explicitly, since OpenVINO's default
+  on CPUs with bf16 units would be bf16, not the outputs the other backends give;
+- bf16: the same network run in bfloat16 where the CPU has bf16 units (AVX512-BF16, AMX);
+- int8: the network quantized by NNCF on calibration frames (``realtime.engine.quantize``),
+  what is cached is the quantized network; the layers left unquantized run in f32.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import torch
 
 from realtime.engine import cache
 from realtime.engine.slow_step import slow_step
-from realtime.engine.backends import (Backend, BuildRequest, Runner, folded, one_line,
-                                      optional_module, register)
+from realtime.engine.backends import (Backend, BackendError, BuildRequest, Runner, folded,
+                                      one_line, optional_module, register)
 
 log = logging.getLogger("realtime.engine")
 
@@ -42,15 +46,20 @@ def identity(shape: tuple) -> tuple[str, dict, tuple]:
 
 
 def build(request: BuildRequest) -> Runner:
+    check(request)
     ov = openvino_module()
     shape, ir_path = request.shape, request.artifact
     core = ov.Core()
     converted = _read_ir(core, ir_path) if ir_path is not None and ir_path.is_file() else None
     if converted is None:
         converted = _trace(ov, folded(request.model, torch.device("cpu")), shape)
+        if request.precision == "int8":
+            from realtime.engine.quantize import quantize
+            converted = quantize(converted, request.calibration(), request.calibration_label)
         if ir_path is not None:
             _save_ir(ov, converted, ir_path)
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    config = {"PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": "bf16" if request.precision == "bf16" else "f32"}
     compiled_cache = cache.cache_root() / "openvino"
     if cache.writable(compiled_cache, "openvino"):
         config["CACHE_DIR"] = str(compiled_cache)
@@ -73,7 +82,7 @@ def build(request: BuildRequest) -> Runner:
             return torch.from_numpy(result[0].copy())  # the request reuses its output buffer
 
     request_for(shape[0])  # now, so that a network OpenVINO cannot compile fails here
-    return Runner(forward, torch.float32, "openvino (cpu) fp32")
+    return Runner(forward, torch.float32, f"openvino (cpu) {request.precision}")
 
 
 def _trace(ov, model: torch.nn.Module, shape: tuple):
@@ -125,8 +134,24 @@ def _save_ir(ov, converted, ir_path: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
-register(Backend("openvino", "OpenVINO on the CPU, fp32; the traced network is cached on disk",
-                 device="cpu", precisions=("fp32",), build=build, missing=missing,
+def check(request: BuildRequest) -> None:
+    """Before any tracing: int8 needs NNCF, bf16 a CPU with bf16 units."""
+    if request.precision == "int8":
+        from realtime.engine.quantize import require_nncf
+        require_nncf()
+    if request.precision == "bf16" and not bf16_units():
+        raise BackendError("bf16: this CPU has no bfloat16 units (AVX512-BF16 or AMX), so "
+                           "OpenVINO would run it no faster than fp32; use fp32 or int8")
+
+
+def bf16_units() -> bool:
+    capabilities = openvino_module().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in capabilities
+
+
+register(Backend("openvino", "OpenVINO on the CPU, fp32, bf16 or int8 (quantized with NNCF); "
+                 "the traced network is cached on disk",
+                 device="cpu", precisions=("fp32", "bf16", "int8"), build=build, missing=missing,
                  fallback="cpu", artifact_suffix=".xml", artifact_identity=identity,
                  auto_rank=50, impls=("factored",),
-                 precision_hint="use fp32 (identical outputs), or backend='cpu' for bf16"))
+                 precision_hint="use fp32 (identical outputs), bf16 or int8"))
