@@ -335,8 +335,11 @@ def test_openvino_backend_equals_eager_model(weights, cpu, shape):
 
 def test_openvino_refuses_what_it_cannot_run(weights, monkeypatch):
     pytest.importorskip("openvino")
-    with pytest.raises(BackendError, match="runs fp32"):
-        Segmenter(weights, backend="openvino", precision="bf16")
+    with pytest.raises(BackendError, match="fp16 is a GPU precision; on the CPU use fp32, bf16 "
+                                           "or int8"):
+        Segmenter(weights, backend="openvino", precision="fp16")
+    with pytest.raises(BackendError, match="the cpu backend runs fp32 or bf16"):
+        Segmenter(weights, backend="cpu", precision="int8")
     with pytest.raises(BackendError, match="impl='factored'"):
         Segmenter(weights, backend="openvino", impl="kernel")
     monkeypatch.setattr("realtime.engine.backends.openvino.openvino_module", lambda: None)

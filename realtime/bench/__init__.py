@@ -84,6 +84,10 @@ def main(args) -> int:
     unknown = [i for i in args.impls if i not in IMPLS]
     if unknown:
         raise ValueError(f"unknown impl {unknown[0]!r}: choose from {', '.join(IMPLS)}")
+    from realtime.engine.backends import PRECISIONS
+    unknown = [p for p in args.precisions if p not in PRECISIONS]
+    if unknown:
+        raise ValueError(f"unknown precision {unknown[0]!r}: choose from {', '.join(PRECISIONS)}")
     bad = [s for s in args.sizes if s <= 0 or s % 32]
     if bad:
         raise ValueError(f"sizes must be positive multiples of 32, got {bad[0]}")

@@ -98,9 +98,20 @@ def _build(case: Case, weights: Path | None):
 
 def measure_group(cases: list[Case], weights: Path | None, truth: np.ndarray, warmup: int,
                   repeats: int) -> list[dict]:
-    """Cases that differ only in the subtraction unit, timed in interleaved rounds (one call
-    of each per round) so that the machine's drift affects them alike."""
-    built = [_build(case, weights) for case in cases]
+    """Cases of one model, device, batch and size (backends, precisions, subtraction units),
+    timed in interleaved rounds (one call of each per round) so that the machine's drift
+    affects them alike. A case that cannot be built gets an error row; the others run."""
+    failed, kept, built = [], [], []
+    for case in cases:
+        try:
+            built.append(_build(case, weights))
+            kept.append(case)
+        except Exception as error:  # noqa: BLE001  (say why in its row, time the rest)
+            log.warning("%s: %s", case, one_line(error))
+            failed.append({**asdict(case), "error": one_line(error)})
+    if not built:
+        return failed
+    cases = kept
     cuda = built[0][0].device.type == "cuda"
     peaks = []
     for segmenter, frames in built:
@@ -138,7 +149,7 @@ def measure_group(cases: list[Case], weights: Path | None, truth: np.ndarray, wa
             "foreground": float(expected.mean()),
             "repeats": repeats,
         })
-    return rows
+    return rows + failed
 
 
 def reference_output(weights: Path | None, size: int, device: str) -> np.ndarray:
@@ -152,10 +163,9 @@ def reference_output(weights: Path | None, size: int, device: str) -> np.ndarray
 def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progress=True) -> list[dict]:
     from tqdm import tqdm
     groups: dict = {}
-    for case in cases:  # backends of one device are timed in the same interleaved rounds
+    for case in cases:  # backends and precisions of one device: the same interleaved rounds
         device = backends.get(case.backend).torch_device().type
-        groups.setdefault((case.model, device, case.precision, case.batch,
-                           case.size), []).append(case)
+        groups.setdefault((case.model, device, case.batch, case.size), []).append(case)
     truths: dict = {}
     rows = []
     for (model, device, *_), group in tqdm(groups.items(), desc="model grid", unit="group",
@@ -170,14 +180,24 @@ def run_grid(cases: list[Case], weights: dict, warmup: int, repeats: int, progre
             log.warning("%s: %s", group[0], message)
             rows += [{**asdict(case), "error": message} for case in group]
     for row in rows:
-        # the backend's own reference row, else one on the same device (openvino runs no
-        # reference of its own)
-        same = [r for r in rows if r.get("fps") and r["impl"] == "reference"
-                and r["device"] == row.get("device")
-                and all(r[k] == row[k] for k in KEY if k not in ("impl", "backend"))]
-        ref = next((r for r in same if r["backend"] == row["backend"]), same[0] if same else None)
-        row["speedup"] = row["fps"] / ref["fps"] if ref and row.get("fps") else None
+        row["speedup"] = None
+        if row.get("fps") and (ref := _reference_row(row, rows)):
+            row["speedup"], row["speedup_over"] = row["fps"] / ref["fps"], \
+                f"{ref['backend']} reference {ref['precision']}"
     return rows
+
+
+def _reference_row(row: dict, rows: list[dict]) -> dict | None:
+    """What a row's speed-up is over: the authors' formulation on the same device, model, batch
+    and size, in the row's own backend and precision; where that backend runs no reference
+    (openvino, onnxruntime) or not in that precision (int8), the fp32 one, as the authors
+    run it."""
+    same = [r for r in rows if r.get("fps") and r["impl"] == "reference"
+            and r["device"] == row.get("device")
+            and all(r[k] == row[k] for k in ("model", "batch", "size"))]
+    own = [r for r in same if r["backend"] == row["backend"] and r["precision"] == row["precision"]]
+    return next(iter(own or [r for r in same if r["precision"] == "fp32"]), None)
+
 
 
 def build_cases(args) -> list[Case]:
@@ -186,4 +206,13 @@ def build_cases(args) -> list[Case]:
     of another backend on its device)."""
     return [Case(*values) for values in itertools.product(
         args.models, args.backends, args.precisions, args.batches, args.sizes, args.impls)
-        if values[4] % 32 == 0 and IMPLS[values[5]] in backends.get(values[1]).impls]
+        if values[4] % 32 == 0 and IMPLS[values[5]] in backends.get(values[1]).impls
+        and _runs(values[1], values[2])]
+
+
+def _runs(backend: str, precision: str) -> bool:
+    try:
+        backends.get(backend).check_precision(precision)
+    except Exception:  # noqa: BLE001  (a precision this backend refuses is left out)
+        return False
+    return True

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"only; end to end runs auto's choice when listed)")
     precisions = ",".join(default_precisions(gpu))
     p.add_argument("--precisions", "--precision", dest="precisions", default=precisions,
-                   help=f"comma list of fp32, fp16, bf16 (default {precisions})")
+                   help=f"comma list of fp32, fp16, bf16, int8 (default {precisions}); each "
+                        "backend runs those it can (int8: openvino)")
     p.add_argument("--batches", "--batch", dest="batches", default="1,4",
                    help="comma list (default 1,4)")
     p.add_argument("--sizes", "--size", dest="sizes", default="256,352",

@@ -19,8 +19,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     names = backend_names()
     group.add_argument("--backend", default="auto",
                        help=f"{names[0]} (default: the fastest here), {', '.join(names[1:])}")
-    group.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
-                       help="default: fp32 on the CPU, fp16 on a GPU")
+    group.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
+                       help="default: fp32 on the CPU, fp16 on a GPU; bf16 and int8 with "
+                            "backend openvino (int8: quantized on first use, then cached)")
+    group.add_argument("--calib", metavar="SOURCE",
+                       help="int8: a video or image folder to calibrate the quantization on "
+                            "(default: a phantom procedure)")
     group.add_argument("--size", type=int, help="network input side, a multiple of 32 "
                                                 "(default: the checkpoint's)")
     group.add_argument("--threshold", type=float, default=0.5,
@@ -56,4 +60,5 @@ def next_free(path: str | Path) -> Path:
 def make_segmenter(args: argparse.Namespace):
     from realtime.engine import Segmenter
     return Segmenter(args.weights, backend=args.backend, precision=args.precision,
-                     size=args.size, threshold=args.threshold)
+                     size=args.size, threshold=args.threshold,
+                     calibration=getattr(args, "calib", None))

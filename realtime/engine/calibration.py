@@ -22,6 +22,7 @@ DEFAULT_SOURCE = "phantom"
 DEFAULT_FRAMES = 64
 PHANTOM_SEED = 8000     # no test, benchmark or training set draws procedures from it
 PHANTOM_STRIDE = 8      # every 8th frame: neighbouring frames add little
+MIN_SECONDS = 7.0       # the shortest procedure Procedure makes
 
 
 class CalibrationSet:
@@ -31,9 +32,10 @@ class CalibrationSet:
     def __init__(self, source: str | None, count: int | None, size: int, normalization):
         self.source, self.size, self.normalization = source, size, normalization
         self.count = count or DEFAULT_FRAMES
-        self.label = identity(source) if source else DEFAULT_SOURCE
+        self.name = Path(source).name if source else DEFAULT_SOURCE  # for notices
+        self.key = identity(source) if source else DEFAULT_SOURCE      # for cache keys
         if self.count != DEFAULT_FRAMES:
-            self.label += f"-{self.count}"
+            self.key += f"-{self.count}"
 
     def __call__(self):
         return inputs(self.source, self.count, self.size, self.normalization)
@@ -74,7 +76,8 @@ def inputs(source: str | None, count: int, size: int, normalization) -> Iterator
 def _phantom(count: int, size: int) -> list[np.ndarray]:
     from m2snet.phantom_procedure import Procedure
     fps = 30.0
-    procedure = Procedure(PHANTOM_SEED, seconds=count * PHANTOM_STRIDE / fps + 1, fps=fps,
+    seconds = max(MIN_SECONDS, count * PHANTOM_STRIDE / fps + 1)
+    procedure = Procedure(PHANTOM_SEED, seconds=seconds, fps=fps,
                           size=size)
     chosen = []
     for index, image, _ in procedure.frames():

@@ -161,13 +161,13 @@ def _build(entry: backends.Backend, model: torch.nn.Module, precision: str, shap
     with the library's gist."""
     artifact = None
     # an int8 network depends on its calibration set too
-    variant = f"{precision}-{calibration.label}" if precision == "int8" and calibration else precision
+    variant = f"{precision}-{calibration.key}" if precision == "int8" and calibration else precision
     if entry.artifact_suffix is not None:
         artifact = cache.engine_file(entry.name, weights, entry.artifact_identity(shape),
                                      variant, entry.artifact_suffix,
                                      Path(cache_dir) if cache_dir else None)
     request = backends.BuildRequest(model, precision, shape, artifact, calibration,
-                                    calibration.label if calibration else "phantom")
+                                    calibration.name if calibration else "phantom")
     try:
         return entry, entry.build(request)
     except BackendError:

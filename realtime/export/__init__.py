@@ -63,7 +63,7 @@ def export(weights: str | Path | None, format: str, out: str | Path | None = Non
     out.parent.mkdir(parents=True, exist_ok=True)
     calibrate = CalibrationSet(calibration, calibration_frames, size, ckpt.normalization)
     job = Job(folded(model.eval(), torch.device("cpu")), (1, 3, size, size), precision,
-              dynamic_batch, calibrate, calibrate.label)
+              dynamic_batch, calibrate, calibrate.name)
     started = time.perf_counter()
     fmt.write(job, out)
     provenance = {
