@@ -92,7 +92,14 @@ def test_openvino_int8_is_quantized_once_then_cached(frames, reference, cache_di
                           cache_dir=cache_dir, calibration_frames=16)
         assert not any("quantized" in r.message for r in caplog.records)
     assert seg.info.runner == "openvino (cpu) int8"
-    assert [p.name for p in cache_dir.glob("*int8-phantom-16-*.xml")]
+    [cached_ir] = cache_dir.glob("*int8-*phantom-16-*.xml")
+    # the encoder is quantized, the decoder (subtraction units, heads) is not
+    import openvino
+    quantizers = [op.get_friendly_name() for op in openvino.Core().read_model(
+        str(cached_ir)).get_ordered_ops() if op.get_type_name() == "FakeQuantize"]
+    assert len(quantizers) > 20
+    inside = [name for name in quantizers if name.startswith("__module.backbone.")]
+    assert len(inside) == len(quantizers) - 1  # and the input image itself
     result, cached = seg(frames), again(frames)
     torch.testing.assert_close(cached.probabilities, result.probabilities, rtol=0, atol=0)
     difference = (result.probabilities - reference.probabilities).abs().max().item()

@@ -21,4 +21,4 @@ fi
 "$VENV/bin/python" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_model.py \
     tests/test_subtraction.py tests/test_fold.py tests/test_checkpoint.py tests/test_segmenter.py \
-    tests/test_resample.py tests/test_registry.py
+    tests/test_resample.py tests/test_registry.py tests/test_triton_aot.py

@@ -161,7 +161,10 @@ def _build(entry: backends.Backend, model: torch.nn.Module, precision: str, shap
     with the library's gist."""
     artifact = None
     # an int8 network depends on its calibration set too
-    variant = f"{precision}-{calibration.key}" if precision == "int8" and calibration else precision
+    variant = entry.artifact_precision(precision)
+    if precision == "int8" and calibration:
+        from realtime.engine.quantize import RECIPE
+        variant = f"{precision}-{RECIPE}-{calibration.key}"
     if entry.artifact_suffix is not None:
         artifact = cache.engine_file(entry.name, weights, entry.artifact_identity(shape),
                                      variant, entry.artifact_suffix,

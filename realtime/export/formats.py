@@ -85,10 +85,13 @@ def _write_openvino(job: Job, path: Path) -> None:
         converted.reshape([*job.shape])
     if job.precision == "int8":
         from realtime.engine.quantize import quantize
-        converted = quantize(converted, job.calibration(), job.calibration_label)
+        from realtime.engine.backends.openvino import encoder_of
+        converted = quantize(converted, job.calibration(), job.calibration_label,
+                             encoder_of(job.model))
     # bf16 is how OpenVINO runs the IR (an inference precision), not what the IR stores: the
     # IR carries it as a runtime option (our loader also sets it explicitly)
-    hint = "bf16" if job.precision == "bf16" else "f32"
+    from realtime.engine.backends.openvino import inference_precision
+    hint = inference_precision(ov.Core(), job.precision)
     converted.set_rt_info(hint, ["runtime_options", "INFERENCE_PRECISION_HINT"])
     partial = path.with_name(path.stem + ".partial.xml")
     try:
@@ -102,10 +105,10 @@ def _write_openvino(job: Job, path: Path) -> None:
 
 def _load_openvino(path: Path, precision: str):
     from realtime.engine.backends.openvino import openvino_module
+    from realtime.engine.backends.openvino import inference_precision
     core = openvino_module().Core()
-    hint = "bf16" if precision == "bf16" else "f32"
     compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": hint})
+                                  {"INFERENCE_PRECISION_HINT": inference_precision(core, precision)})
     return lambda x: compiled(x)[0]
 
 

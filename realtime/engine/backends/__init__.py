@@ -70,6 +70,8 @@ class Backend:
     fallback: str | None = None         # what auto uses when this cannot prepare a network
     artifact_suffix: str | None = None  # a cached on-disk artifact (engine, traced network)
     artifact_identity: Callable[[tuple], tuple[str, dict, tuple]] | None = None
+    # the precision its artifact is keyed under (OpenVINO stores one IR for fp32 and bf16)
+    artifact_precision: Callable[[str], str] = lambda precision: precision
     auto_rank: int | None = None        # auto picks the highest-ranked backend that can run
     precision_hint: str = ""            # what to say when a precision is refused
 

@@ -6,8 +6,9 @@ then compiled for the CPU per batch size seen. Precisions:
 - fp32 (the default): f32 inference precision asked for explicitly, since OpenVINO's default
   on CPUs with bf16 units would be bf16, not the outputs the other backends give;
 - bf16: the same network run in bfloat16 where the CPU has bf16 units (AVX512-BF16, AMX);
-- int8: the network quantized by NNCF on calibration frames (``realtime.engine.quantize``),
-  what is cached is the quantized network; the layers left unquantized run in f32.
+- int8: the encoder quantized by NNCF on calibration frames (``realtime.engine.quantize``),
+  what is cached is the quantized network; the rest runs in bf16 where the CPU has bf16
+  units, else in f32.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ def build(request: BuildRequest) -> Runner:
         converted = _trace(ov, folded(request.model, torch.device("cpu")), shape)
         if request.precision == "int8":
             from realtime.engine.quantize import quantize
-            converted = quantize(converted, request.calibration(), request.calibration_label)
+            converted = quantize(converted, request.calibration(), request.calibration_label,
+                                 encoder_of(request.model))
         if ir_path is not None:
             _save_ir(ov, converted, ir_path)
     config = {"PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_PRECISION_HINT": "bf16" if request.precision == "bf16" else "f32"}
+              "INFERENCE_PRECISION_HINT": inference_precision(core, request.precision)}
     compiled_cache = cache.cache_root() / "openvino"
     if cache.writable(compiled_cache, "openvino"):
         config["CACHE_DIR"] = str(compiled_cache)
@@ -134,6 +136,20 @@ def _save_ir(ov, converted, ir_path: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
+def inference_precision(core, precision: str) -> str:
+    """OpenVINO's precision for the floating-point layers: f32 for fp32, bf16 for bf16, and
+    for int8 (whose decoder stays in floating point) bf16 where the CPU has bf16 units."""
+    if precision == "int8":
+        from realtime.engine.quantize import rest_precision
+        return rest_precision(core)
+    return "bf16" if precision == "bf16" else "f32"
+
+
+def encoder_of(model) -> str | None:
+    spec = getattr(model, "encoder_spec", None)
+    return spec.attribute if spec is not None else None
+
+
 def check(request: BuildRequest) -> None:
     """Before any tracing: int8 needs NNCF, bf16 a CPU with bf16 units."""
     if request.precision == "int8":
@@ -153,5 +169,6 @@ register(Backend("openvino", "OpenVINO on the CPU, fp32, bf16 or int8 (quantized
                  "the traced network is cached on disk",
                  device="cpu", precisions=("fp32", "bf16", "int8"), build=build, missing=missing,
                  fallback="cpu", artifact_suffix=".xml", artifact_identity=identity,
+                 artifact_precision=lambda p: "fp32" if p == "bf16" else p,
                  auto_rank=50, impls=("factored",),
                  precision_hint="use fp32 (identical outputs), bf16 or int8"))
