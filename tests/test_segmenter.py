@@ -255,7 +255,7 @@ def test_gpu_backends_without_gpu_fail_in_one_line(weights, backend):
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(backend="npu"), BackendError, "unknown backend 'npu'"),
     (dict(backend="cpu", precision="fp16"), BackendError, "fp16 is a GPU precision"),
-    (dict(backend="cpu", precision="int8"), BackendError, "unknown precision 'int8'"),
+    (dict(backend="cpu", precision="int4"), BackendError, "unknown precision 'int4'"),
     (dict(backend="cpu", size=100), ValueError, "multiple of 32, got 100"),
     (dict(backend="cpu", threshold=1.0), ValueError, "strictly between 0 and 1"),
 ])

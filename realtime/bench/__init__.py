@@ -60,12 +60,12 @@ QUICK = {"models": ["demo"], "batches": [1], "sizes": [256],
 
 
 def default_backends(gpu: bool) -> list[str]:
-    """What a bench compares unless told otherwise: the GPU's eager path, or on a CPU every
-    CPU backend that runs here (cpu, and openvino when it is installed)."""
+    """What a bench compares unless told otherwise: the GPU's eager path, or on a CPU the
+    eager path and auto's choice (cpu, and openvino when it is installed); others by name."""
     from realtime.engine import backends
     if gpu:
         return ["cuda"]
-    return [name for name in backends.available() if backends.get(name).device == "cpu"]
+    return [name for name in ("cpu", "openvino") if name in backends.available()]
 
 
 def default_precisions(gpu: bool) -> list[str]:
