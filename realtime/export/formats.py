@@ -78,9 +78,9 @@ def _onnx_missing() -> str | None:
 # --- OpenVINO IR -----------------------------------------------------------------------------
 
 def _write_openvino(job: Job, path: Path) -> None:
-    from realtime.engine.backends.openvino import _trace, openvino_module
+    from realtime.engine.backends.openvino import openvino_module, trace
     ov = openvino_module()
-    converted = _trace(ov, job.model, job.shape)
+    converted = trace(ov, job.model, job.shape)
     if not job.dynamic_batch:
         converted.reshape([*job.shape])
     if job.precision == "int8":

@@ -53,7 +53,7 @@ def build(request: BuildRequest) -> Runner:
     core = ov.Core()
     converted = _read_ir(core, ir_path) if ir_path is not None and ir_path.is_file() else None
     if converted is None:
-        converted = _trace(ov, folded(request.model, torch.device("cpu")), shape)
+        converted = trace(ov, folded(request.model, torch.device("cpu")), shape)
         if request.precision == "int8":
             from realtime.engine.quantize import quantize
             converted = quantize(converted, request.calibration(), request.calibration_label,
@@ -87,7 +87,7 @@ def build(request: BuildRequest) -> Runner:
     return Runner(forward, torch.float32, f"openvino (cpu) {request.precision}")
 
 
-def _trace(ov, model: torch.nn.Module, shape: tuple):
+def trace(ov, model: torch.nn.Module, shape: tuple):
     """The network as an OpenVINO model with the batch left open."""
     start = time.perf_counter()
     size = sum(p.numel() for p in model.parameters())
