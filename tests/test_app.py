@@ -257,7 +257,8 @@ def test_backend_choices_are_those_this_machine_can_run(tmp_path, monkeypatch):
     import torch
     from realtime.app import AppConfig, AppState
     state = AppState(AppConfig(workdir=tmp_path))
-    expected = ["auto", "cpu"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    expected = ["auto", "cpu"] + [name for name in ("onnxruntime", "openvino")
+                                  if importlib.util.find_spec(name)]
     assert state.backends()[:len(expected) + 1] == expected + ["compile"]
     assert ("cuda" in state.backends()) == torch.cuda.is_available()
     monkeypatch.setattr("realtime.engine.backends.openvino.openvino_module", lambda: None)

@@ -56,11 +56,12 @@ def test_onnxruntime_equals_the_eager_model_and_reads_its_cache(frames, referenc
                                rtol=0, atol=1e-4)
 
 
-def test_onnxruntime_damaged_cache_entry_is_exported_again(frames, reference, tmp_path, caplog):
+def test_onnxruntime_damaged_cache_entry_is_exported_again(frames, reference, cache_dir,
+                                                           tmp_path, caplog):
     pytest.importorskip("onnxruntime")
-    Segmenter(None, backend="onnxruntime", size=SIZE, cache_dir=tmp_path)
-    [entry] = tmp_path.glob("*.onnx")
-    entry.write_bytes(entry.read_bytes()[:1000])
+    Segmenter(None, backend="onnxruntime", size=SIZE, cache_dir=cache_dir)  # cached already
+    [cached] = cache_dir.glob("*.onnx")
+    (tmp_path / cached.name).write_bytes(cached.read_bytes()[:1000])  # a copy cut short
     with caplog.at_level(logging.INFO, logger="realtime.engine"):
         again = Segmenter(None, backend="onnxruntime", size=SIZE, cache_dir=tmp_path)(frames)
     warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]

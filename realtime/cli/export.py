@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     precision.add_argument("--half", dest="precision", action="store_const", const="fp16",
                            help="same as --precision fp16 (engine only)")
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                           help="same as --precision int8 (openvino: NNCF post-training "
-                                "quantization)")
+                           help="same as --precision int8 (openvino: the encoder quantized by NNCF, "
+                                "post-training)")
     p.add_argument("--calib", metavar="SOURCE",
                    help="int8: a video or image folder to calibrate on (default: a phantom "
                         "procedure); use frames like the ones the model will see")
