@@ -251,6 +251,20 @@ def phantom_image(seed: int, size: int = 352) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
+def polyp_stills(count: int, size: int, first_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N x S x S x 3 frames, N x S x S bool masks): the stills from ``first_seed`` on whose
+    scene shows a polyp at least ``VISIBLE_FRACTION`` in view, for checks that must compare
+    polyps, not two empty masks."""
+    frames, masks, seed = [], [], first_seed
+    while len(frames) < count:
+        image, mask, shown = phantom_still(seed, size)
+        seed += 1
+        if max(shown, default=0.0) >= VISIBLE_FRACTION:
+            frames.append(image)
+            masks.append(mask > 0)
+    return np.stack(frames), np.stack(masks)
+
+
 def phantom_still(seed: int, size: int = 352) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """``phantom_image`` and each polyp's visible fraction (``PhantomScene.visibility``)."""
     scene = PhantomScene(seed, size)

@@ -63,14 +63,8 @@ def calibrate(model: torch.nn.Module, frames: np.ndarray) -> torch.nn.Module:
 def sample_frames(batch: int, size: int) -> np.ndarray:
     """Phantom frames that show a polyp at least half in view (scenes from seed 1000 on): an
     output check on a polyp-free frame would compare two empty masks and prove nothing."""
-    from m2snet.phantom import VISIBLE_FRACTION, phantom_still
-    frames, seed = [], 1000
-    while len(frames) < batch:
-        image, _, shown = phantom_still(seed, size)
-        seed += 1
-        if max(shown, default=0.0) >= VISIBLE_FRACTION:
-            frames.append(image)
-    return np.stack(frames)
+    from m2snet.phantom import polyp_stills
+    return polyp_stills(batch, size, first_seed=1000)[0]
 
 
 def _timed_call(segmenter, frames, cuda: bool) -> tuple[float, object]:

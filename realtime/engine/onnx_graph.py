@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from m2snet.files import atomic_path
 from realtime.engine.slow_step import slow_step
 
 log = logging.getLogger("realtime.engine")
@@ -33,11 +34,9 @@ def export_onnx(model: torch.nn.Module, shape: tuple, path: Path, dynamic_batch:
     model = model.to(memory_format=torch.contiguous_format)
     example = torch.zeros(shape)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=256)},) if dynamic_batch else None
-    partial = path.with_name(path.name + ".partial")
     start = time.perf_counter()
     size = sum(p.numel() for p in model.parameters())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with atomic_path(path) as partial:
         with slow_step(f"torch {torch.__version__}: exporting the network to ONNX",
                        key=f"onnx export {size} {tuple(shape[1:])}"), \
                 warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -46,7 +45,4 @@ def export_onnx(model: torch.nn.Module, shape: tuple, path: Path, dynamic_batch:
                                         output_names=[OUTPUT], opset_version=OPSET,
                                         dynamic_shapes=dynamic, dynamo=True, verbose=False)
             program.save(str(partial))
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
     log.info("onnx: exported in %.1f s", time.perf_counter() - start)

@@ -65,9 +65,3 @@ def _outside(nncf, encoder: str | None):
         return None
     return nncf.IgnoredScope(patterns=[rf"^(?!__module\.{encoder}\.).*"], validate=False)
 
-
-def rest_precision(openvino_core) -> str:
-    """The inference precision of the layers left in floating point: bf16 where the CPU has
-    bf16 units (int8 is there for speed), else f32."""
-    return "bf16" if "BF16" in openvino_core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") \
-        else "f32"

@@ -93,14 +93,8 @@ def _write_openvino(job: Job, path: Path) -> None:
     from realtime.engine.backends.openvino import inference_precision
     hint = inference_precision(ov.Core(), job.precision)
     converted.set_rt_info(hint, ["runtime_options", "INFERENCE_PRECISION_HINT"])
-    partial = path.with_name(path.stem + ".partial.xml")
-    try:
-        ov.save_model(converted, str(partial), compress_to_fp16=False)
-        partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
-        partial.replace(path)
-    finally:
-        for leftover in (partial, partial.with_suffix(".bin")):
-            leftover.unlink(missing_ok=True)
+    from realtime.engine.backends.openvino import save_ir
+    save_ir(ov, converted, path)
 
 
 def _load_openvino(path: Path, precision: str):
@@ -154,12 +148,9 @@ def _torch_runner(module):
 
 
 def _atomic(path: Path, save: Callable[[Path], None]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    try:
+    from m2snet.files import atomic_path
+    with atomic_path(path) as partial:
         save(partial)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 # --- TensorRT engine (guarded: never run on this project's machines) --------------------------

@@ -118,30 +118,36 @@ def _read_ir(core, ir_path: Path):
     return converted
 
 
-def _save_ir(ov, converted, ir_path: Path) -> None:
+def save_ir(ov, converted, ir_path: Path) -> None:
     """Write .xml + .bin so that a reader never sees half of them: the .xml, renamed last,
-    is the sign that both are complete. Weights stay float32 (save_model would halve them).
-    A cache that cannot be written costs the next start its tracing, nothing more."""
+    is the sign that both are complete; on failure nothing of the attempt is left. Weights
+    stay float32 (save_model would halve them)."""
     partial = ir_path.with_name(ir_path.stem + ".partial.xml")
     try:
         ir_path.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(converted, str(partial), compress_to_fp16=False)
         partial.with_suffix(".bin").replace(ir_path.with_suffix(".bin"))
         partial.replace(ir_path)
-    except (OSError, RuntimeError) as error:
-        log.warning("openvino: could not cache the traced network in %s (%s); the next start "
-                    "traces again", ir_path.parent, one_line(error))
+    finally:
         for leftover in (partial, partial.with_suffix(".bin")):
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
+
+
+def _save_ir(ov, converted, ir_path: Path) -> None:
+    """The cache's write: one that fails costs the next start its tracing, nothing more."""
+    try:
+        save_ir(ov, converted, ir_path)
+    except (OSError, RuntimeError) as error:
+        log.warning("openvino: could not cache the traced network in %s (%s); the next start "
+                    "traces again", ir_path.parent, one_line(error))
 
 
 def inference_precision(core, precision: str) -> str:
     """OpenVINO's precision for the floating-point layers: f32 for fp32, bf16 for bf16, and
     for int8 (whose decoder stays in floating point) bf16 where the CPU has bf16 units."""
     if precision == "int8":
-        from realtime.engine.quantize import rest_precision
-        return rest_precision(core)
+        return "bf16" if bf16_units(core) else "f32"
     return "bf16" if precision == "bf16" else "f32"
 
 
@@ -160,9 +166,9 @@ def check(request: BuildRequest) -> None:
                            "OpenVINO would run it no faster than fp32; use fp32 or int8")
 
 
-def bf16_units() -> bool:
-    capabilities = openvino_module().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return "BF16" in capabilities
+def bf16_units(core=None) -> bool:
+    core = core or openvino_module().Core()
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 register(Backend("openvino", "OpenVINO on the CPU, fp32, bf16 or int8 (quantized with NNCF); "
