@@ -10,7 +10,7 @@ from pathlib import Path
 
 from m2snet.errors import one_line
 from realtime.cli.common import (add_alert_arguments, add_runtime_arguments, alert_settings,
-                                 make_segmenter, next_free)
+                                 make_segmenter, next_free, segmenter_options)
 from realtime.io.sinks import checked_folder
 from realtime.errors import SourceError
 from realtime.io.overlay import OverlayStyle
@@ -47,6 +47,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="regions below this many pixels are not listed or boxed "
                              "(default 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    cluster = parser.add_argument_group(
+        "distributed (Ray): chunks of the inputs segmented by workers across a cluster; "
+        "outputs identical to a single process")
+    cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                         help="'local' (the default when given alone): a Ray cluster on this "
+                              "machine; 'auto': the cluster this machine belongs to; or the "
+                              "head's address (host:6379, ray://host:10001)")
+    cluster.add_argument("--workers", type=int,
+                         help="workers, each holding one model (default: one per GPU of the "
+                              "cluster, else one per --cpus-per-worker CPUs)")
+    cluster.add_argument("--cpus-per-worker", type=float, default=1.0,
+                         help="CPUs each worker reserves and uses (default 1)")
+    cluster.add_argument("--gpus-per-worker", type=float,
+                         help="GPUs each worker reserves (default 1 where the cluster has GPUs, "
+                              "else 0; 0.5 puts two workers on a GPU)")
+    cluster.add_argument("--chunk-frames", type=int, default=900,
+                         help="videos are cut at keyframes into chunks of at least this many "
+                              "frames, spread over the workers (default 900; 0: never cut)")
 
 
 def _checked(spec, image_fps: float):
@@ -65,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     if args.out is None and args.resume:
         raise ValueError("--resume needs --out: the folder of the run to continue")
+    settings = _cluster_settings(args)  # (bad cluster flags fail before anything runs)
     out = checked_folder(Path(args.out) if args.out else next_free("runs/annotate"))
     # every input is opened once before the model loads: bad ones fail in seconds, in order
     inputs = [_checked(spec, args.fps) for spec in expand_inputs(args.inputs)]
@@ -81,16 +100,63 @@ def run(args: argparse.Namespace) -> int:
     if not todo:
         print(f"0 of {len(inputs)} inputs complete", flush=True)
         return 1
-    segmenter = make_segmenter(args)
     complete: list[str] = []
-    cut_short: list[str] = []
     for spec in todo:
         if args.resume and is_complete(out / spec.stem):
             print(f"{spec.stem}: already complete, skipped", flush=True)
             complete.append(spec.stem)
-            continue
+    todo = [spec for spec in todo if spec.stem not in complete]
+    runner = _Runner(args, settings, options, todo)
+    cut_short: list[str] = []
+    try:
+        code = _annotate_all(args, runner, todo, out, complete, failed, cut_short)
+    finally:
+        runner.close()
+    if code == 0:
+        print(f"{len(complete)} of {len(inputs)} inputs complete in {out}"
+              + (f"; ended early: {', '.join(cut_short)}" if cut_short else "")
+              + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else code
+
+
+class _Runner:
+    """One process with one Segmenter, or a Ray cluster's workers (``--ray``)."""
+
+    def __init__(self, args, settings, options: AnnotateOptions, todo: list[InputSpec]):
+        self.options, self.cluster = options, None
+        if settings is not None and todo:
+            from realtime.distributed.annotate import RayAnnotator
+            self.cluster = RayAnnotator(settings, segmenter_options(args, absolute=True),
+                                        options, todo)
+        elif todo:
+            self.segmenter = make_segmenter(args)
+
+    def annotate(self, spec: InputSpec, out: Path) -> dict:
+        if self.cluster is not None:
+            return self.cluster.annotate(spec, out)
+        return annotate_one(spec, self.segmenter, out, self.options)
+
+    def say(self, line: str, error: bool = False) -> None:
+        if self.cluster is not None:
+            self.cluster.say(line)
+        else:
+            print(line, file=sys.stderr if error else sys.stdout, flush=True)
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            workers = self.cluster.report()
+            self.cluster.close()
+            for name, row in workers.items():
+                print(f"worker {name}: {row['frames']} frames in {row['chunks']} chunks, "
+                      f"{row['fps']} frames/s while busy", flush=True)
+
+
+def _annotate_all(args, runner: _Runner, todo: list[InputSpec], out: Path,
+                  complete: list[str], failed: list[str], cut_short: list[str]) -> int:
+    """Every input in turn; 130 when interrupted, else 0 (failures are in ``failed``)."""
+    for spec in todo:
         try:
-            summary = annotate_one(spec, segmenter, out, options)
+            summary = runner.annotate(spec, out)
         except KeyboardInterrupt:
             print(f"interrupted during {spec.source}: nothing of it was kept; complete: "
                   f"{', '.join(complete) or 'none'}", file=sys.stderr, flush=True)
@@ -101,18 +167,27 @@ def run(args: argparse.Namespace) -> int:
             message = one_line(error)
             if spec.source not in message:
                 message = f"{spec.source}: {message}"
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            runner.say(f"error: {message}", error=True)
             failed.append(spec.source)
             continue
         t = summary["timings"]
-        print(f"{spec.stem}: {summary['frames']} frames ({summary['frames_with_polyp']} with "
-              f"polyps, {summary['damaged_packets_skipped']} damaged packets skipped"
-              + (f", turned {summary['rotation']} degrees upright" if summary["rotation"] else "")
-              + f") at {t['fps']} frames/s -> {summary['output']}", flush=True)
+        runner.say(f"{spec.stem}: {summary['frames']} frames ({summary['frames_with_polyp']} "
+                   f"with polyps, {summary['damaged_packets_skipped']} damaged packets skipped"
+                   + (f", turned {summary['rotation']} degrees upright" if summary["rotation"]
+                      else "")
+                   + f") at {t['fps']} frames/s -> {summary['output']}")
         if summary["incomplete"]:  # (the source has warned)
             cut_short.append(spec.stem)
         complete.append(spec.stem)
-    print(f"{len(complete)} of {len(inputs)} inputs complete in {out}"
-          + (f"; ended early: {', '.join(cut_short)}" if cut_short else "")
-          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
-    return 1 if failed else 0
+    return 0
+
+
+def _cluster_settings(args: argparse.Namespace):
+    if args.ray is None:
+        for flag in ("workers", "gpus_per_worker"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --ray")
+        return None
+    from realtime.distributed.cluster import ClusterSettings
+    return ClusterSettings(args.ray, args.workers, args.cpus_per_worker, args.gpus_per_worker,
+                           args.chunk_frames)

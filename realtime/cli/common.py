@@ -57,8 +57,17 @@ def next_free(path: str | Path) -> Path:
     return candidate
 
 
+def segmenter_options(args: argparse.Namespace, absolute: bool = False) -> dict:
+    """The Segmenter's arguments from the runtime flags; ``absolute``: paths made absolute
+    (for worker processes that build it elsewhere, with another working directory)."""
+    def path(name):
+        value = getattr(args, name, None)
+        return str(Path(value).resolve()) if value is not None and absolute else value
+    return {"weights": path("weights"), "backend": args.backend,
+            "precision": args.precision, "size": args.size, "threshold": args.threshold,
+            "calibration": path("calib")}
+
+
 def make_segmenter(args: argparse.Namespace):
     from realtime.engine import Segmenter
-    return Segmenter(args.weights, backend=args.backend, precision=args.precision,
-                     size=args.size, threshold=args.threshold,
-                     calibration=getattr(args, "calib", None))
+    return Segmenter(**segmenter_options(args))

@@ -155,6 +155,17 @@ class VideoDecoder:
                 continue
             yield from decoded
 
+    def seek(self, pts: int) -> None:
+        """Go on decoding at the keyframe at or before ``pts`` (ticks of ``time_base``); the
+        frames before ``pts`` are the caller's to skip."""
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+        except (av.error.FFmpegError, OSError) as error:
+            raise SourceError(f"{self.url}: cannot seek to pts {pts}: "
+                              f"{ffmpeg_reason(error)}") from None
+        self._first = None
+        self._decoded = self._decode()
+
     def _drain(self):
         try:
             yield from self.stream.codec_context.decode(None)

@@ -46,7 +46,7 @@ class OverlayVideo(Sink):
 
 
 def _gray(result: FrameResult, probabilities: bool):
-    binary = result.probabilities.ndim == 2
+    binary = result.mask.dtype == bool
     return mask_to_gray(result.mask, result.probabilities if probabilities and binary else None)
 
 

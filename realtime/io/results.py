@@ -33,6 +33,7 @@ class FrameResult:
     style: OverlayStyle = field(default_factory=OverlayStyle)
     hud: str = ""
     alert: AlertState | None = None   # the alert filter's state at this frame (None: no filter)
+    peak: float | None = None         # the highest probability, where the map itself is not kept
     _overlay: np.ndarray | None = field(default=None, repr=False)
     _composite: np.ndarray | None = field(default=None, repr=False)
 
@@ -75,7 +76,7 @@ class FrameResult:
         """The frame's highest polyp probability, also below the threshold (for curves such
         as AFROC); multi-class: the highest probability of any class but background."""
         if self.probabilities is None:
-            return None
+            return self.peak
         p = self.probabilities
         return float(p.max() if p.ndim == 2 else (1 - p[0]).max())
 

@@ -14,19 +14,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, Iterable
 
 from m2snet.files import atomic_directory, write_json, write_text
 from realtime.errors import SourceError
 from realtime.io.inputs import InputSpec, expand_inputs
 from realtime.io.outputs import REQUIRED, is_complete, offline_sinks
 from realtime.io.overlay import OverlayStyle
+from realtime.io.results import FrameResult
 from realtime.io.sinks import close_all
 from realtime.io.sources import Source
 from realtime.pipeline.alerts import AlertFilter, AlertSettings
 from realtime.pipeline.core import Pipeline, PipelineOptions
 from realtime.pipeline.tracks import PolypTracker
 
-__all__ = ["AnnotateOptions", "InputSpec", "annotate_one", "expand_inputs", "is_complete"]
+__all__ = ["AnnotateOptions", "InputSpec", "annotate_one", "expand_inputs", "is_complete",
+           "model_summary", "write_outputs"]
 
 
 @dataclass
@@ -48,10 +51,40 @@ def annotate_one(spec: InputSpec, segmenter, out_dir: Path, options: AnnotateOpt
     interruption nothing of this input is left in ``out_dir``."""
     source = spec.open(options.image_fps)
     try:
-        with atomic_directory(out_dir / spec.stem) as folder:
-            summary = _annotate(spec, source, segmenter, folder, options)
+        pipeline = Pipeline(source, segmenter, PipelineOptions(
+            policy="every", batch=options.batch, min_area=options.min_area,
+            threshold=options.threshold, style=options.style), name=spec.source)
+        return write_outputs(spec, source, pipeline, out_dir, options, lambda: {
+            "model": model_summary(segmenter, options),
+            "timings": {"decode_s": pipeline.stats.busy("capture"),
+                        "infer_s": pipeline.stats.busy("infer") + pipeline.stats.busy("analyze")}})
     finally:
         source.close()
+
+
+def model_summary(segmenter, options: AnnotateOptions) -> dict:
+    info = getattr(segmenter, "info", None)
+    threshold = options.threshold if options.threshold is not None else segmenter.threshold
+    return {"weights": str(segmenter.weights),
+            "backend": info.runner if info is not None else "model",
+            "input_size": segmenter.size, "threshold": threshold}
+
+
+def write_outputs(spec: InputSpec, source: Source, results: Iterable[FrameResult],
+                  out_dir: Path, options: AnnotateOptions, details: Callable[[], dict]) -> dict:
+    """Every output of one input from its results in frame order (``source``: the open
+    source they come from, for sizes, rates and counts); written into a partial folder and
+    renamed to ``out_dir/<stem>/`` when complete. ``details()``, asked once the results are
+    exhausted: the summary's ``model``, the busy seconds for its ``timings``, and any other
+    entries it should hold. Returns the summary."""
+    with atomic_directory(out_dir / spec.stem) as folder:
+        summary = _write(spec, source, results, folder, options)
+        extra = details()
+        summary["model"] = extra.pop("model")
+        summary["timings"] = {**{k: round(v, 3) for k, v in extra.pop("timings").items()},
+                              **summary["timings"]}
+        summary.update(extra)
+        write_json(folder / "summary.json", summary)
     summary["output"] = str(out_dir / spec.stem)
     return summary
 
@@ -69,24 +102,21 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
-              options: AnnotateOptions) -> dict:
-    pipeline = Pipeline(source, segmenter, PipelineOptions(
-        policy="every", batch=options.batch, min_area=options.min_area,
-        threshold=options.threshold, style=options.style), name=spec.source)
+def _write(spec: InputSpec, source: Source, results: Iterable[FrameResult], folder: Path,
+           options: AnnotateOptions) -> dict:
     sinks = offline_sinks(folder, spec.stem, source, options.mask_values, options.png_masks,
                           options.coco)
-    counts, started, wall = _Counts(), _now(), time.perf_counter()
+    counts, started, wall, writing = _Counts(), _now(), time.perf_counter(), 0.0
     progress = _progress(spec, source, options)
     alerts, tracker = AlertFilter(options.alerts), PolypTracker(source.fps or 30.0)
     try:
-        for result in pipeline:
+        for result in results:
             t = time.perf_counter()
             tracker.update(result.regions, result.index, result.time)
             result.alert = alerts.observe(result)
             for sink in sinks:
                 sink.write(result)
-            pipeline.stats.stage("sink", time.perf_counter() - t)
+            writing += time.perf_counter() - t
             counts.frames += 1
             counts.positive += result.polyp
             counts.first_time = result.time if counts.first_time is None else counts.first_time
@@ -104,22 +134,16 @@ def _annotate(spec: InputSpec, source: Source, segmenter, folder: Path,
     wall = time.perf_counter() - wall
     events = alerts.close()
     write_text(folder / "events.jsonl", "".join(json.dumps(e.as_dict()) + "\n" for e in events))
-    summary = _summary(spec, source, segmenter, options, pipeline, counts, wall)
+    summary = _summary(spec, source, options, counts)
+    summary["timings"] = {"write_s": round(writing, 3), "wall_s": round(wall, 3),
+                          "fps": round(counts.frames / wall, 2) if wall else None}
     summary["alerts"] = {"count": len(events), **asdict(options.alerts)}
     summary["tracks"] = len(tracker.tracks)
     summary["started"], summary["finished"] = started, _now()
-    write_json(folder / "summary.json", summary)
     return summary
 
 
-def _summary(spec: InputSpec, source: Source, segmenter, options: AnnotateOptions,
-             pipeline: Pipeline, counts: _Counts, wall: float) -> dict:
-    stats = pipeline.stats
-    busy = {"decode_s": stats.busy("capture"),
-            "infer_s": stats.busy("infer") + stats.busy("analyze"),
-            "write_s": stats.busy("draw") + stats.busy("sink")}
-    info = getattr(segmenter, "info", None)
-    threshold = options.threshold if options.threshold is not None else segmenter.threshold
+def _summary(spec: InputSpec, source: Source, options: AnnotateOptions, counts: _Counts) -> dict:
     return {
         "input": spec.source, "kind": spec.kind, "frames": counts.frames,
         "width": source.width, "height": source.height,
@@ -130,14 +154,9 @@ def _summary(spec: InputSpec, source: Source, segmenter, options: AnnotateOption
         "interpolated_timestamps": source.interpolated, "frames_with_polyp": counts.positive,
         "frames_declared": source.declared_frames, "incomplete": source.incomplete,
         "rotation": source.rotation,
-        "model": {"weights": str(segmenter.weights),
-                  "backend": info.runner if info is not None else "model",
-                  "input_size": segmenter.size, "threshold": threshold},
         "settings": {"batch": options.batch, "mask_values": options.mask_values,
                      "png_masks": options.png_masks, "coco": options.coco,
                      "min_area": options.min_area, "overlay_alpha": options.style.alpha},
-        "timings": {**{k: round(v, 3) for k, v in busy.items()}, "wall_s": round(wall, 3),
-                    "fps": round(counts.frames / wall, 2) if wall else None},
         "outputs": [*REQUIRED, *(["masks/"] if options.png_masks else []),
                     *(["coco.json", "coco_results.json"] if options.coco else [])],
     }

@@ -24,10 +24,11 @@ def pattern_frame(index: int, width: int, height: int) -> np.ndarray:
 def write_video(path: Path, times: list[float], width: int = 160, height: int = 120,
                 codec: str = "libx264", fmt: str | None = None, phantom: bool = False,
                 time_base: Fraction = Fraction(1, 90000), rate: int = 30, rotation: int = 0,
-                options: dict | None = None) -> list[float]:
+                options: dict | None = None, codec_options: dict | None = None) -> list[float]:
     """Encode one frame per entry of ``times`` (seconds); returns the times as stored.
     ``rotation``: a display rotation (degrees counterclockwise) in the container, as phones
-    write; ``options``: the muxer's (e.g. movflags=faststart: the index before the frames)."""
+    write; ``options``: the muxer's (e.g. movflags=faststart: the index before the frames);
+    ``codec_options``: the encoder's, over the defaults (x264: no B-frames, ultrafast)."""
     scene = None
     if phantom:
         from m2snet.phantom import PhantomScene
@@ -44,7 +45,8 @@ def write_video(path: Path, times: list[float], width: int = 160, height: int = 
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         if codec == "libx264":
-            stream.codec_context.options = {"bf": "0", "preset": "ultrafast"}
+            stream.codec_context.options = {"bf": "0", "preset": "ultrafast",
+                                            **(codec_options or {})}
         for i, t in enumerate(times):
             if scene is not None:
                 image = scene.frame(t)[0][:height, :width]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import warnings
@@ -62,6 +63,9 @@ def build(request: BuildRequest) -> Runner:
             _save_ir(ov, converted, ir_path)
     config = {"PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_PRECISION_HINT": inference_precision(core, request.precision)}
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        # a process given a share of the cores (a Ray worker) keeps to it, as torch does
+        config["INFERENCE_NUM_THREADS"] = int(os.environ["OMP_NUM_THREADS"])
     compiled_cache = cache.cache_root() / "openvino"
     if cache.writable(compiled_cache, "openvino"):
         config["CACHE_DIR"] = str(compiled_cache)
