@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 
 from realtime.errors import RealtimeError
@@ -46,12 +47,37 @@ def connect(settings: ClusterSettings) -> bool:
     if settings.address == "local":
         ray.init(include_dashboard=False, **quiet)
         return True
+    if settings.address != "auto":
+        _check_reachable(settings.address)  # ray.init waits for an absent head for ever
     try:
         ray.init(address=settings.address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise ClusterError(f"cannot join the Ray cluster at {settings.address}: "
-                           f"{str(error).splitlines()[0]}") from None
+                           f"{_join_failure(error)}") from None
     return False
+
+
+def _join_failure(error: BaseException) -> str:
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    if any(type(e).__name__ == "AuthenticationError" for e in chain):
+        return ("it asks for an authentication token: set RAY_AUTH_MODE=token and give the "
+                "cluster's token in RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
+    return str(chain[-1]).strip().splitlines()[0]
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray {address}: not an address (host:port, ray://host:port, "
+                           f"'local' or 'auto')")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: "
+                           f"{error.strerror or error}") from None
 
 
 def start_workers(settings: ClusterSettings, segmenter_options: dict) -> list:
