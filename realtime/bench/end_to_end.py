@@ -12,9 +12,11 @@ import numpy as np
 from realtime.engine import backends
 
 
-def procedure_video(path: Path, fps: int, seconds: float, width: int, height: int) -> Path:
+def procedure_video(path: Path, fps: int, seconds: float, width: int, height: int,
+                    keyint: int | None = None) -> Path:
     """A synthetic procedure: the colon in a square field of view centred on a black frame,
-    as endoscopy monitors show it, H.264."""
+    as endoscopy monitors show it, H.264 (``keyint``: frames between keyframes, else x264's
+    default of at most 250)."""
     import cv2  # noqa: F401
     import av
 
@@ -25,7 +27,8 @@ def procedure_video(path: Path, fps: int, seconds: float, width: int, height: in
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "crf": "20"}
+        stream.codec_context.options = {"preset": "veryfast", "crf": "20",
+                                        **({"g": str(keyint)} if keyint else {})}
         for i in range(int(seconds * fps)):
             canvas[:, x0:x0 + height] = scene.frame(i / fps)[0]
             frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")

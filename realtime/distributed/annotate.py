@@ -12,6 +12,7 @@ own chunk; the frames never cross the network, only compact masks do.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -103,7 +104,9 @@ class RayAnnotator:
                     raise StitchError(f"{spec.source}: the workers decoded fewer frames than a "
                                       f"single pass (none for frame {frame.index}, pts "
                                       f"{frame.pts})")
+                began = time.perf_counter()
                 done.append(self.scheduler.result(job))
+                done[-1].waited_s = time.perf_counter() - began
                 packed = iter(done[-1].frames)
                 item = next(packed, None)
             if item.pts != frame.pts:
@@ -140,4 +143,5 @@ def _details(done: list[ChunkResult]) -> dict:
     return {"model": done[0].model if done else {},
             "timings": {"decode_s": sum(r.decode_s for r in done),
                         "infer_s": sum(r.infer_s for r in done)},
-            "distributed": {"chunks": len(done), "frames_per_worker": workers}}
+            "distributed": {"chunks": len(done), "frames_per_worker": workers,
+                            "waited_for_workers_s": round(sum(r.waited_s for r in done), 3)}}

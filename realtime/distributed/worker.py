@@ -38,6 +38,7 @@ class ChunkResult:
     infer_s: float
     wall_s: float
     model: dict = field(default_factory=dict)
+    waited_s: float = 0.0            # how long the stitcher waited for it (set there)
 
 
 class SegmentWorker:
