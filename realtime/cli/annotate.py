@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from m2snet.errors import one_line
@@ -62,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--gpus-per-worker", type=float,
                          help="GPUs each worker reserves (default 1 where the cluster has GPUs, "
                               "else 0; 0.5 puts two workers on a GPU)")
+    cluster.add_argument("--writers", type=int, default=1,
+                         help="inputs this process writes at once, one thread each (default 1; "
+                              "writing takes about a core per input: raise it where many fast "
+                              "workers wait for one writer)")
     cluster.add_argument("--chunk-frames", type=int, default=900,
                          help="videos are cut at keyframes into chunks of at least this many "
                               "frames, spread over the workers (default 900; 0: never cut)")
@@ -131,6 +136,14 @@ class _Runner:
         elif todo:
             self.segmenter = make_segmenter(args)
 
+    @property
+    def writers(self) -> int:
+        return self.cluster.settings.writers if self.cluster is not None else 1
+
+    def interrupt(self) -> None:
+        if self.cluster is not None:
+            self.cluster.interrupt()
+
     def annotate(self, spec: InputSpec, out: Path) -> dict:
         if self.cluster is not None:
             return self.cluster.annotate(spec, out)
@@ -153,23 +166,29 @@ class _Runner:
 
 def _annotate_all(args, runner: _Runner, todo: list[InputSpec], out: Path,
                   complete: list[str], failed: list[str], cut_short: list[str]) -> int:
-    """Every input in turn; 130 when interrupted, else 0 (failures are in ``failed``)."""
-    for spec in todo:
+    """Every input (on a cluster up to --writers at once, in input order); 130 when
+    interrupted, else 0 (failures are in ``failed``)."""
+    writing: list[InputSpec] = []
+
+    def one(spec: InputSpec):
+        writing.append(spec)
         try:
-            summary = runner.annotate(spec, out)
-        except KeyboardInterrupt:
-            print(f"interrupted during {spec.source}: nothing of it was kept; complete: "
-                  f"{', '.join(complete) or 'none'}", file=sys.stderr, flush=True)
-            return 130
+            return runner.annotate(spec, out), None
         except Exception as error:  # noqa: BLE001  (one input fails alone)
+            return None, error
+        finally:
+            writing.remove(spec)
+
+    def report(spec: InputSpec, summary: dict | None, error: Exception | None) -> None:
+        if error is not None:
             if args.debug:
-                log.exception("%s failed", spec.source)
+                log.error("%s failed", spec.source, exc_info=error)
             message = one_line(error)
             if spec.source not in message:
                 message = f"{spec.source}: {message}"
             runner.say(f"error: {message}", error=True)
             failed.append(spec.source)
-            continue
+            return
         t = summary["timings"]
         runner.say(f"{spec.stem}: {summary['frames']} frames ({summary['frames_with_polyp']} "
                    f"with polyps, {summary['damaged_packets_skipped']} damaged packets skipped"
@@ -179,15 +198,42 @@ def _annotate_all(args, runner: _Runner, todo: list[InputSpec], out: Path,
         if summary["incomplete"]:  # (the source has warned)
             cut_short.append(spec.stem)
         complete.append(spec.stem)
+
+    if runner.writers == 1:
+        for spec in todo:
+            try:
+                report(spec, *one(spec))
+            except KeyboardInterrupt:
+                return _interrupted([spec], complete)
+        return 0
+    with ThreadPoolExecutor(runner.writers, thread_name_prefix="writer") as pool:
+        futures = {pool.submit(one, spec): spec for spec in todo}
+        try:
+            for future in as_completed(futures):
+                report(futures[future], *future.result())
+        except KeyboardInterrupt:
+            stopped = list(writing)
+            runner.interrupt()
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True)
+            return _interrupted(stopped, complete)
     return 0
+
+
+def _interrupted(specs: list[InputSpec], complete: list[str]) -> int:
+    print(f"interrupted during {', '.join(spec.source for spec in specs) or 'start-up'}: "
+          f"nothing of {'it' if len(specs) == 1 else 'them'} was kept; complete: "
+          f"{', '.join(complete) or 'none'}", file=sys.stderr, flush=True)
+    return 130
 
 
 def _cluster_settings(args: argparse.Namespace):
     if args.ray is None:
-        for flag in ("workers", "gpus_per_worker"):
+        for flag in ("workers", "gpus_per_worker") + (("writers",) if args.writers != 1 else ()):
             if getattr(args, flag) is not None:
                 raise ValueError(f"--{flag.replace('_', '-')} needs --ray")
         return None
     from realtime.distributed.cluster import ClusterSettings
     return ClusterSettings(args.ray, args.workers, args.cpus_per_worker, args.gpus_per_worker,
-                           args.chunk_frames)
+                           args.chunk_frames, args.writers)

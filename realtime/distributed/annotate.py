@@ -12,6 +12,7 @@ own chunk; the frames never cross the network, only compact masks do.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -38,6 +39,8 @@ class RayAnnotator:
         self.settings, self.options = settings, options
         self.started_here = connect(settings)
         self.workers: list = []
+        self.scheduler: ChunkScheduler | None = None
+        self.interrupted = threading.Event()
         self.plans: dict[str, list[ChunkJob] | SourceError] = {}
         try:
             self.workers = start_workers(settings, segmenter_options)
@@ -47,7 +50,7 @@ class RayAnnotator:
             self.progress = tqdm(total=sum(job.chunk.frames for job in jobs), unit="frame",
                                  desc=f"{len(self.workers)} workers", dynamic_ncols=True,
                                  disable=not options.progress)
-            self.scheduler = ChunkScheduler(self.workers, jobs,
+            self.scheduler = ChunkScheduler(self.workers, jobs, settings.writers,
                                             lambda job: self.progress.update(job.chunk.frames))
         except BaseException:
             self.close()
@@ -64,6 +67,8 @@ class RayAnnotator:
         except SourceError as error:
             return error
         options = self.options
+        # workers open the input themselves, elsewhere and with another working directory
+        spec = dataclasses.replace(spec, source=str(Path(spec.source).absolute()))
         return [ChunkJob(spec, chunk, options.image_fps, options.batch, options.min_area,
                          options.threshold, options.mask_values == "probabilities")
                 for chunk in chunks]
@@ -97,6 +102,8 @@ class RayAnnotator:
         chunks = iter(jobs)
         packed = iter(())
         for frame in source:
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt
             item = next(packed, None)
             while item is None:
                 job = next(chunks, None)
@@ -123,11 +130,19 @@ class RayAnnotator:
                               f"single pass")
 
     def report(self) -> dict[str, dict]:
-        return self.scheduler.report()
+        return self.scheduler.report() if self.scheduler is not None else {}
+
+    def interrupt(self) -> None:
+        """Make every writer stop at its next frame (Ctrl-C): nothing of theirs is kept."""
+        self.interrupted.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
 
     def close(self) -> None:
         """Stop the workers (also mid-chunk) and the cluster if this process started it."""
         import ray
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if getattr(self, "progress", None) is not None:
             self.progress.close()
         for worker in self.workers:

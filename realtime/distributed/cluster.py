@@ -24,6 +24,7 @@ class ClusterSettings:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0
     chunk_frames: int = 900         # a long video is cut into chunks of at least this many
+    writers: int = 1                # inputs the driver writes at once (threads)
     restarts: int = 3               # a lost worker is restarted this often, its chunk redone
 
     def __post_init__(self):
@@ -33,6 +34,8 @@ class ClusterSettings:
             raise ValueError(f"--cpus-per-worker must be above 0, got {self.cpus_per_worker}")
         if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
             raise ValueError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.writers < 1:
+            raise ValueError(f"--writers must be at least 1, got {self.writers}")
         if self.chunk_frames < 0:
             raise ValueError(f"--chunk-frames must be 0 (no splitting) or more, "
                              f"got {self.chunk_frames}")
