@@ -37,6 +37,9 @@ class RayAnnotator:
                  options: AnnotateOptions, specs: list[InputSpec]):
         from tqdm import tqdm
         self.settings, self.options = settings, options
+        if segmenter_options.get("weights"):
+            from m2snet.checkpoint import read_checkpoint
+            read_checkpoint(segmenter_options["weights"])  # a bad file fails before any cluster
         self.started_here = connect(settings)
         self.workers: list = []
         self.scheduler: ChunkScheduler | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from dataclasses import dataclass
 
@@ -115,8 +116,12 @@ def cause(error: BaseException) -> str:
     import ray
     if isinstance(error, ray.exceptions.RayTaskError):
         inner = error.cause if error.cause is not None else error
-        return f"{type(inner).__name__}: {inner}" if not str(inner).startswith("/") else str(inner)
+        return str(inner) if isinstance(inner, RealtimeError) else f"{type(inner).__name__}: {inner}"
     if isinstance(error, ray.exceptions.ActorDiedError):
         reason = getattr(error, "error_msg", None) or str(error)
+        # a constructor that raised: its exception's own line, without the module path
+        raised = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception): .+)$", reason, re.MULTILINE)
+        if raised:
+            return raised[-1]
         return f"a worker died and could not be restarted ({reason.splitlines()[0]})"
     return str(error).splitlines()[0]
