@@ -210,9 +210,24 @@ def test_ctrl_c_stops_the_workers_and_keeps_nothing_half_written(cluster, inputs
     assert _busy_worker(time.monotonic() + 5) is None  # the cluster's work stopped too
 
 
-def test_an_unreachable_cluster_is_one_line_and_cluster_flags_need_ray(inputs, tmp_path):
-    done = _annotate(inputs["short"], "--out", tmp_path / "out", ray=f"127.0.0.1:{free_port()}")
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster")
+def test_setup_failures_are_one_line(cluster, inputs, tmp_path):
+    """An unreachable cluster, unreadable weights (refused before any cluster is joined), a
+    model the workers cannot build, and cluster flags without --ray."""
+    def last_line(done: subprocess.CompletedProcess) -> str:
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert not (tmp_path / "out").exists()
+        return done.stderr.strip().splitlines()[-1]
+
+    assert last_line(_annotate(inputs["short"], "--out", tmp_path / "out",
+                               ray=f"127.0.0.1:{free_port()}")).startswith(
+        "error: cannot reach the Ray cluster at 127.0.0.1:")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert last_line(_annotate(inputs["short"], "--out", tmp_path / "out", "--weights", junk,
+                               ray=cluster)).startswith(f"error: {junk}: not a PyTorch checkpoint")
+    assert last_line(_annotate(inputs["short"], "--out", tmp_path / "out", "--size", "100",
+                               ray=cluster)) == ("error: a worker could not load the model: "
+                                                 "ValueError: size must be a positive multiple "
+                                                 "of 32, got 100")
     flags = run_cli("realtime", "annotate", inputs["short"], "--workers", "2")
     assert flags.returncode != 0 and "--workers needs --ray" in flags.stderr
