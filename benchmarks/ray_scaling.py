@@ -80,6 +80,46 @@ def seek_cost(video: Path, chunk: int) -> dict:
             "sequential_decode_ms_per_frame": round(1000 * per_frame, 3)}
 
 
+def chunk_overheads(video: Path, chunk: int, backend: str) -> dict:
+    """Ray's round trip for a call (scheduling), and a real chunk's result: its size on the
+    wire and a round trip carrying it (transfer)."""
+    import logging
+    import pickle
+    import ray
+    from realtime.distributed.worker import ChunkJob, SegmentWorker
+    from realtime.io.chunks import plan_chunks
+    from realtime.io.inputs import InputSpec
+
+    class Echo:
+        def call(self, value=None):
+            return value
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level=logging.ERROR,
+             log_to_driver=False)
+    try:
+        echo = ray.remote(num_cpus=0)(Echo).remote()
+        ray.get(echo.call.remote())
+
+        def round_trip(value=None) -> float:
+            times = []
+            for _ in range(30):
+                began = time.perf_counter()
+                ray.get(echo.call.remote(value))
+                times.append(time.perf_counter() - began)
+            return 1000 * statistics.median(times)
+
+        plan = plan_chunks(str(video), chunk)
+        job = ChunkJob(InputSpec(str(video), video.stem, "video"), plan[1], 30.0, 1, 64, None,
+                       False)
+        result = SegmentWorker({"backend": backend}, 1).segment(job)
+        return {"call_round_trip_ms": round(round_trip(), 2),
+                "chunk_frames": len(result.frames),
+                "chunk_result_kb": round(len(pickle.dumps(result)) / 1024, 1),
+                "round_trip_with_chunk_result_ms": round(round_trip(result), 2)}
+    finally:
+        ray.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40.0, help="video length at 30 fps")
@@ -88,9 +128,19 @@ def main() -> None:
     parser.add_argument("--chunk-frames", type=int, default=300)
     parser.add_argument("--small-chunk-frames", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--overheads-only", action="store_true",
+                        help="only the chunk costs (seek, scheduling, transfer), no runs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from realtime.bench import procedure_video
+    if args.overheads_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            video = procedure_video(Path(tmp) / "procedure.mp4", 30, args.seconds,
+                                    args.height * 16 // 9, args.height, keyint=30)
+            costs = {**seek_cost(video, args.small_chunk_frames),
+                     **chunk_overheads(video, args.chunk_frames, args.backend)}
+        print(json.dumps(costs))
+        return
     from realtime.bench.environment import cpu_name, write_result
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +153,7 @@ def main() -> None:
                 rows.append({"round": round_, **row})
                 print(json.dumps(rows[-1]), flush=True)
         seek = seek_cost(video, args.small_chunk_frames)
+        seek.update(chunk_overheads(video, args.chunk_frames, args.backend))
     table = {}
     for name in CONFIGS:
         mine = [r for r in rows if r["config"] == name]

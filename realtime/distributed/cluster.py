@@ -49,7 +49,7 @@ def connect(settings: ClusterSettings) -> bool:
         return False
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if settings.address == "local":
-        ray.init(include_dashboard=False, **quiet)
+        ray.init(address="local", include_dashboard=False, **quiet)  # a new one, never another
         return True
     if settings.address != "auto":
         _check_reachable(settings.address)  # ray.init waits for an absent head for ever
