@@ -231,3 +231,32 @@ def test_setup_failures_are_one_line(cluster, inputs, tmp_path):
                                                  "of 32, got 100")
     flags = run_cli("realtime", "annotate", inputs["short"], "--workers", "2")
     assert flags.returncode != 0 and "--workers needs --ray" in flags.stderr
+
+
+def test_a_frame_whose_pixels_are_not_the_workers_fails_the_input(cluster, inputs, tmp_path,
+                                                                   monkeypatch):
+    """The stitcher pairs frames by pts and proves the pixels by checksum: here the workers
+    segment one video while the stitcher decodes another with the same timestamps (what a
+    damaged keyframe at a chunk's start would do), and the input fails, keeping nothing."""
+    for name, value in AUTH.items():  # (before Ray is imported: it reads them then)
+        monkeypatch.setenv(name, value)
+    import ray
+    from realtime.distributed.annotate import RayAnnotator, StitchError
+    from realtime.distributed.cluster import ClusterSettings
+    from realtime.io.inputs import InputSpec
+    from realtime.pipeline.offline import AnnotateOptions
+    other = tmp_path / "other.mp4"
+    write_video(other, [i / 30 for i in range(LONG_FRAMES)], 256, 256,
+                codec_options={"g": "30", "bf": "2", "preset": "veryfast"})
+    annotator = RayAnnotator(ClusterSettings(cluster, workers=1, chunk_frames=CHUNK),
+                             {"backend": "cpu"}, AnnotateOptions(progress=False),
+                             [InputSpec(str(inputs["long"]), "long", "video")])
+    try:
+        with pytest.raises(StitchError, match="frame 0 has pixels that differ from the "
+                                              "worker's.*--chunk-frames 0"):
+            annotator.annotate(InputSpec(str(other), "long", "video"), tmp_path / "out")
+    finally:
+        annotator.close()
+        ray.shutdown()
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []  # not even a partial folder

@@ -23,6 +23,7 @@ from realtime.io.inputs import InputSpec
 from realtime.io.results import FrameResult
 from realtime.io.sources import Source
 from realtime.distributed.cluster import ClusterSettings, cause, connect, start_workers
+from realtime.distributed.packing import pixel_digest
 from realtime.distributed.scheduler import ChunkScheduler
 from realtime.distributed.worker import ChunkJob, ChunkResult
 from realtime.pipeline.offline import AnnotateOptions, write_outputs
@@ -119,10 +120,12 @@ class RayAnnotator:
                 done[-1].waited_s = time.perf_counter() - began
                 packed = iter(done[-1].frames)
                 item = next(packed, None)
-            if item.pts != frame.pts:
-                raise StitchError(f"{spec.source}: frame {frame.index} has pts {frame.pts} but "
-                                  f"the worker's has {item.pts}: this video cannot be cut at "
-                                  f"its keyframes; run it with --chunk-frames 0")
+            if item.pts != frame.pts or item.digest != pixel_digest(frame.image):
+                what = (f"pts {frame.pts} here but {item.pts} in the worker's chunk"
+                        if item.pts != frame.pts else "pixels that differ from the worker's")
+                raise StitchError(f"{spec.source}: frame {frame.index} has {what}: this video "
+                                  f"cannot be cut at its keyframes (damaged or open GOPs); run "
+                                  f"it with --chunk-frames 0")
             result = item.unpack(frame)
             result.style = self.options.style
             yield result

@@ -66,7 +66,8 @@ def _join_failure(error: BaseException) -> str:
     while error is not None:
         chain.append(error)
         error = error.__cause__ or error.__context__
-    if any(type(e).__name__ == "AuthenticationError" for e in chain):
+    if any(type(e).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(e)
+           for e in chain):
         return ("it asks for an authentication token: set RAY_AUTH_MODE=token and give the "
                 "cluster's token in RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
     return str(chain[-1]).strip().splitlines()[0]

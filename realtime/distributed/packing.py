@@ -3,7 +3,8 @@
 A binary mask travels as packed bits, class masks and the drawn layer's labels as bytes, all
 zlib-compressed (a 1080p mask is about 2 MB as bools, a few kB like this); the float
 probability map travels only when the mask video stores probabilities. Unpacked beside the
-frame the stitcher decoded itself, it gives the same ``FrameResult`` as a single process.
+frame the stitcher decoded itself, it gives the same ``FrameResult`` as a single process; a
+checksum of the worker's pixels proves that both decoded the same frame.
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ class PackedArray:
         return np.frombuffer(raw, np.dtype(self.dtype)).reshape(self.shape).copy()
 
 
+def pixel_digest(image: np.ndarray) -> int:
+    """A checksum of every 8th row of a frame: the stitcher's frame and the worker's must
+    agree (about 0.2 ms at 720p)."""
+    return zlib.crc32(np.ascontiguousarray(image[::8]).data)
+
+
 @dataclass
 class PackedFrame:
     pts: int
+    digest: int                        # ``pixel_digest`` of the frame the mask was computed on
     mask: PackedArray
     labels: PackedArray | None        # None: the layer's labels are the mask's
     regions: list[Region]
@@ -55,8 +63,9 @@ class PackedFrame:
     def of(cls, result: FrameResult, keep_probabilities: bool) -> PackedFrame:
         layer, mask = result.layer, result.mask
         same = layer.labels is mask or np.array_equal(layer.labels, mask.astype(np.uint8))
-        return cls(result.pts, PackedArray.of(mask), None if same else PackedArray.of(layer.labels),
-                   layer.regions, layer.contours, layer.box, result.max_probability,
+        return cls(result.pts, pixel_digest(result.image), PackedArray.of(mask),
+                   None if same else PackedArray.of(layer.labels), layer.regions,
+                   layer.contours, layer.box, result.max_probability,
                    PackedArray.of(result.probabilities) if keep_probabilities else None)
 
     def unpack(self, frame: SourceFrame) -> FrameResult:
