@@ -71,6 +71,18 @@ def test_pyproject_declares_the_same_pins_as_requirements():
     assert set(project["scripts"]) == {"m2snet", "m2snet-rt"}
 
 
+def test_every_code_folder_is_a_package_that_an_install_carries():
+    """pip installs the packages setuptools finds: a folder of modules without __init__.py
+    works in a checkout and is missing from an installed copy."""
+    from setuptools import find_packages
+    found = set(find_packages(str(ROOT), include=["m2snet*", "realtime*", "kernels*"]))
+    folders = {str(folder.relative_to(ROOT)).replace("/", ".")
+               for top in ("m2snet", "realtime", "kernels")
+               for folder in [ROOT / top, *(ROOT / top).rglob("*")]
+               if folder.is_dir() and any(folder.glob("*.py"))}
+    assert folders - found == set()
+
+
 @pytest.mark.slow
 def test_installed_tool_works_from_outside_the_repository(tmp_path):
     """``pip install .`` into a fresh virtual environment (dependencies taken from this one:
