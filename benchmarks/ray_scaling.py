@@ -133,27 +133,22 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from realtime.bench import procedure_video
-    if args.overheads_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            video = procedure_video(Path(tmp) / "procedure.mp4", 30, args.seconds,
-                                    args.height * 16 // 9, args.height, keyint=30)
-            costs = {**seek_cost(video, args.small_chunk_frames),
-                     **chunk_overheads(video, args.chunk_frames, args.backend)}
-        print(json.dumps(costs))
-        return
     from realtime.bench.environment import cpu_name, write_result
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         video = procedure_video(Path(tmp) / "procedure.mp4", 30, args.seconds,
                                 args.height * 16 // 9, args.height, keyint=30)
-        for round_ in range(args.rounds):
+        for round_ in range(0 if args.overheads_only else args.rounds):
             for name in CONFIGS:
                 row = run(video, Path(tmp) / f"out{len(rows)}", name, args.backend,
                           args.chunk_frames, args.small_chunk_frames)
                 rows.append({"round": round_, **row})
                 print(json.dumps(rows[-1]), flush=True)
-        seek = seek_cost(video, args.small_chunk_frames)
-        seek.update(chunk_overheads(video, args.chunk_frames, args.backend))
+        seek = {**seek_cost(video, args.small_chunk_frames),
+                **chunk_overheads(video, args.chunk_frames, args.backend)}
+    if args.overheads_only:
+        print(json.dumps(seek))
+        return
     table = {}
     for name in CONFIGS:
         mine = [r for r in rows if r["config"] == name]

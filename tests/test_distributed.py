@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import ROOT, run_cli
+from helpers import ROOT, cli_env, run_cli
 from helpers.servers import free_port
 from helpers.videos import decoded_frames, write_video
 from realtime.io.chunks import ChunkSource, plan_chunks
@@ -167,8 +167,7 @@ def _busy_worker(deadline: float) -> int | None:
 
 
 def _start(args: list, cluster: str) -> subprocess.Popen:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp"),
-           "M2SNET_CACHE": os.environ["M2SNET_CACHE"], "OMP_NUM_THREADS": "1", **AUTH}
+    env = cli_env({"OMP_NUM_THREADS": "1", **AUTH})
     return subprocess.Popen([sys.executable, "-m", "realtime", "annotate", *map(str, args),
                              *FLAGS, "--ray", cluster, "--workers", "2", "--chunk-frames",
                              str(CHUNK)], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -117,11 +117,12 @@ def run(args: argparse.Namespace) -> int:
         code = _annotate_all(args, runner, todo, out, complete, failed, cut_short)
     finally:
         runner.close()
-    if code == 0:
-        print(f"{len(complete)} of {len(inputs)} inputs complete in {out}"
-              + (f"; ended early: {', '.join(cut_short)}" if cut_short else "")
-              + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
-    return 1 if failed else code
+    if code:
+        return code  # interrupted: 130, whatever failed before
+    print(f"{len(complete)} of {len(inputs)} inputs complete in {out}"
+          + (f"; ended early: {', '.join(cut_short)}" if cut_short else "")
+          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else 0
 
 
 class _Runner:
@@ -151,7 +152,7 @@ class _Runner:
 
     def say(self, line: str, error: bool = False) -> None:
         if self.cluster is not None:
-            self.cluster.say(line)
+            self.cluster.say(line, error)
         else:
             print(line, file=sys.stderr if error else sys.stdout, flush=True)
 

@@ -12,6 +12,7 @@ own chunk; the frames never cross the network, only compact masks do.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from pathlib import Path
@@ -77,9 +78,9 @@ class RayAnnotator:
                          options.threshold, options.mask_values == "probabilities")
                 for chunk in chunks]
 
-    def say(self, line: str) -> None:
-        """A line above the progress bar."""
-        self.progress.write(line)
+    def say(self, line: str, error: bool = False) -> None:
+        """A line above the progress bar (on stderr for an error)."""
+        self.progress.write(line, file=sys.stderr if error else sys.stdout)
 
     def annotate(self, spec: InputSpec, out_dir: Path) -> dict:
         """One input's outputs in ``out_dir/<stem>/`` (atomically), as ``annotate_one``."""

@@ -62,7 +62,8 @@ class PackedFrame:
     @classmethod
     def of(cls, result: FrameResult, keep_probabilities: bool) -> PackedFrame:
         layer, mask = result.layer, result.mask
-        same = layer.labels is mask or np.array_equal(layer.labels, mask.astype(np.uint8))
+        # the drawn labels are the mask unless regions under the minimum area were dropped
+        same = sum(region.area for region in layer.regions) == np.count_nonzero(mask)
         return cls(result.pts, pixel_digest(result.image), PackedArray.of(mask),
                    None if same else PackedArray.of(layer.labels), layer.regions,
                    layer.contours, layer.box, result.max_probability,

@@ -10,16 +10,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
+def cli_env(extra: dict | None = None) -> dict:
+    """The clean environment the command-line tests run in (no display, this checkout)."""
+    return {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+            "HOME": os.environ.get("HOME", "/tmp"), "M2SNET_CACHE": os.environ["M2SNET_CACHE"],
+            **(extra or {})}
+
+
 def run_cli(module: str, *args, timeout: float = 300, cwd=None, env_extra: dict | None = None,
             prefix: list[str] = ()) -> subprocess.CompletedProcess:
     """Run ``[prefix] python -m module args`` in a clean environment without a display, in
     ``cwd`` (the repository by default: never pytest's own working directory)."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
-           "HOME": os.environ.get("HOME", "/tmp"), "M2SNET_CACHE": os.environ["M2SNET_CACHE"],
-           **(env_extra or {})}
     return subprocess.run([*prefix, sys.executable, "-m", module, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT,
-                          env=env)
+                          env=cli_env(env_extra))
 
 
 def dice(a, b) -> float:
