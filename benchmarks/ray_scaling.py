@@ -109,7 +109,7 @@ def chunk_overheads(video: Path, chunk: int, backend: str) -> dict:
             return 1000 * statistics.median(times)
 
         plan = plan_chunks(str(video), chunk)
-        job = ChunkJob(InputSpec(str(video), video.stem, "video"), plan[1], 30.0, 1, 64, None,
+        job = ChunkJob(InputSpec(str(video), video.stem, "video"), plan[-1], 30.0, 1, 64, None,
                        False)
         result = SegmentWorker({"backend": backend}, 1).segment(job)
         return {"call_round_trip_ms": round(round_trip(), 2),
