@@ -47,9 +47,9 @@ class VideoWriter:
             # a keyframe each second: fragmented files are playable up to the last second
             self.stream.codec_context.options = {"crf": str(crf), "preset": "veryfast",
                                                  "bf": "0", "g": str(max(1, round(rate)))}
-            # frame threads, not PyAV's default slice threads: x264's sliced-thread encodes of
-            # the same frames came out different under CPU load (2 of 20 here), frame-threaded
-            # ones never did, so one input always gives the same overlay.mp4 bytes
+            # frame threads, not PyAV's default slice threads: 20 slice-threaded encodes of the
+            # same frames under CPU load gave two different files, 20 frame-threaded ones one,
+            # so one input always gives the same overlay.mp4 bytes
             self.stream.codec_context.thread_type = "FRAME"
         self.frames = 0
         self._last = None
