@@ -13,6 +13,18 @@ the ``m2snet`` package.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# OpenMP's idle threads (torch's and numba's libgomp) spin for milliseconds after each parallel
+# region by default. On a few cores they then hold the cores that OpenVINO's and ONNX Runtime's
+# own threads need for the next frame (the demo model in openvino bf16 on two cores: 10.2 ms a
+# call, 8.0 ms with this). libgomp reads the setting once, when torch loads; torch's own speed
+# is unchanged by it, and a value the user set is kept (README: Export and deployment).
+OPENMP_SPIN = "30000"
+if "torch" not in sys.modules:
+    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
+
 _EXPORTS = {
     "Segmenter": "realtime.engine",
     "SegmenterInfo": "realtime.engine",

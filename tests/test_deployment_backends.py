@@ -7,6 +7,9 @@ that show a polyp: a random network's logits sit near 0 and flip under any round
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ import torch
 from helpers import dice
 from helpers.videos import write_video
 from realtime.bench.grid import sample_frames
-from realtime.engine import calibration
+from realtime.engine import backends, calibration
 from realtime.engine.segmenter import Segmenter
 from realtime.errors import BackendError, SourceError
 
@@ -54,6 +57,43 @@ def test_onnxruntime_equals_the_eager_model_and_reads_its_cache(frames, referenc
     # the graph's batch is open: one frame works too
     torch.testing.assert_close(second(frames[0]).probabilities, reference.probabilities[0],
                                rtol=0, atol=1e-4)
+    # its threads block when idle instead of spinning on the cores the frames need
+    from realtime.engine.backends.onnx_runtime import session
+    options = session(next(cache_dir.rglob("*.onnx"))).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def openmp_spin_seen_by(code: str, **env: str) -> str:
+    """GOMP_SPINCOUNT as a fresh Python process sees it after ``code``."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", f"{code}; import os; "
+                          "print(os.environ.get('GOMP_SPINCOUNT', 'unset'))"],
+                         env={**clean, **env}, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_importing_realtime_before_torch_shortens_openmps_idle_spin():
+    assert openmp_spin_seen_by("import realtime; import torch") == "30000"
+    assert openmp_spin_seen_by("import realtime", GOMP_SPINCOUNT="5") == "5"  # the user's wins
+    # libgomp has read its settings once torch is loaded: setting it then would change nothing
+    assert openmp_spin_seen_by("import torch; import realtime") == "unset"
+
+
+def test_a_backend_with_its_own_threads_says_when_openmp_still_spins(monkeypatch, caplog):
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    backends.note_openmp_spin.cache_clear()
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        backends.note_openmp_spin("openvino")
+        backends.note_openmp_spin("openvino")  # once per process
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith("openvino: torch was imported before")
+    assert "GOMP_SPINCOUNT=30000" in messages[0]
+    backends.note_openmp_spin.cache_clear()
+    monkeypatch.setenv("GOMP_SPINCOUNT", "30000")
+    caplog.clear()
+    backends.note_openmp_spin("openvino")
+    assert not caplog.records
 
 
 def test_onnxruntime_damaged_cache_entry_is_exported_again(frames, reference, cache_dir,

@@ -11,8 +11,10 @@ Every build first folds BatchNorm into the convolutions before it (``realtime.en
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import os
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +171,18 @@ def gpu_missing() -> str | None:
     return "needs an NVIDIA GPU with CUDA, and none is available: use backend='cpu' (or 'auto')"
 
 
+@functools.cache
+def note_openmp_spin(backend: str) -> None:
+    """Once per process, for backends with their own thread pool: where torch was imported
+    before ``realtime`` (which shortens OpenMP's idle spin, see ``realtime/__init__.py``),
+    OpenMP's threads hold the cores after every torch step and this backend runs slower."""
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        log.info("%s: torch was imported before realtime, so OpenMP's idle threads spin on the "
+                 "cores this backend needs (about a third slower on two cores); set "
+                 "GOMP_SPINCOUNT=30000 before importing torch, or import realtime first",
+                 backend)
+
+
 def folded(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The network with BatchNorm folded into its convolutions, on ``device``, channels-last:
     where every backend starts."""
@@ -188,6 +202,7 @@ def _load_families() -> None:
 
 
 __all__ = ["PRECISIONS", "Backend", "BackendError", "BuildRequest", "Runner", "available",
-           "folded", "get", "gpu_missing", "optional_module", "names", "one_line", "register", "resolve"]
+           "folded", "get", "gpu_missing", "note_openmp_spin", "optional_module", "names",
+           "one_line", "register", "resolve"]
 
 _load_families()  # last: the families import what is defined above

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from realtime.engine.backends import (Backend, BuildRequest, Runner, folded, one_line,
-                                      optional_module, register)
+from realtime.engine.backends import (Backend, BuildRequest, Runner, folded,
+                                      note_openmp_spin, one_line, optional_module, register)
 
 log = logging.getLogger("realtime.engine")
 
@@ -51,11 +51,15 @@ def session(path: Path):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: its warnings about unused providers are noise
+    # its worker threads would otherwise spin after each run, on the cores that the frame's
+    # preparation and the next frame's decoding need (README, Performance)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=providers())
 
 
 def build(request: BuildRequest) -> Runner:
     from realtime.engine.onnx_graph import INPUT, export_onnx
+    note_openmp_spin("onnxruntime")
     path = request.artifact  # always given: the registry entry names its suffix
     loaded = _cached_session(path) if path.is_file() else None
     if loaded is None:

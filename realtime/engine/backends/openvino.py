@@ -26,7 +26,7 @@ import torch
 from realtime.engine import cache
 from realtime.engine.slow_step import slow_step
 from realtime.engine.backends import (Backend, BackendError, BuildRequest, Runner, folded,
-                                      one_line, optional_module, register)
+                                      note_openmp_spin, one_line, optional_module, register)
 
 log = logging.getLogger("realtime.engine")
 
@@ -49,6 +49,7 @@ def identity(shape: tuple) -> tuple[str, dict, tuple]:
 
 def build(request: BuildRequest) -> Runner:
     check(request)
+    note_openmp_spin("openvino")
     ov = openvino_module()
     shape, ir_path = request.shape, request.artifact
     core = ov.Core()
