@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--weights", default="demo", help="comma list: demo or checkpoints")
     parser.add_argument("--alerts", default="5/8:3", help="comma list of K/N:hold")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--model-size", type=int,
+                        help="network input side (default: each checkpoint's own)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "clinical")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -52,7 +54,8 @@ def main() -> None:
         inputs = [videos / f"{name}.mp4" for name in names]
         started = time.perf_counter()
         sh("-m", "realtime", "annotate", *inputs, "--out", out, "--backend", args.backend,
-           *([] if weights == "demo" else ["--weights", weights]), "--quiet")
+           *([] if weights == "demo" else ["--weights", weights]),
+           *([] if args.model_size is None else ["--size", args.model_size]), "--quiet")
         seconds = time.perf_counter() - started
         pairs = [(out / name, videos / f"{name}.truth.json") for name in names]
         pixels = None  # the masks' pixel metrics do not depend on the alert setting
