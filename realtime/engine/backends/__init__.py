@@ -176,11 +176,12 @@ def note_openmp_spin(backend: str) -> None:
     """Once per process, for backends with their own thread pool: where torch was imported
     before ``realtime`` (which shortens OpenMP's idle spin, see ``realtime/__init__.py``),
     OpenMP's threads hold the cores after every torch step and this backend runs slower."""
+    from realtime import OPENMP_SPIN
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         log.info("%s: torch was imported before realtime, so OpenMP's idle threads spin on the "
                  "cores this backend needs (about a third slower on two cores); set "
-                 "GOMP_SPINCOUNT=30000 before importing torch, or import realtime first",
-                 backend)
+                 "GOMP_SPINCOUNT=%s before importing torch, or import realtime first",
+                 backend, OPENMP_SPIN)
 
 
 def folded(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -52,7 +52,8 @@ def session(path: Path):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: its warnings about unused providers are noise
     # its worker threads would otherwise spin after each run, on the cores that the frame's
-    # preparation and the next frame's decoding need (README, Performance)
+    # preparation and the next frame's decoding need (README: Export and deployment,
+    # "Threads")
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=providers())
 
