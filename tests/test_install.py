@@ -124,6 +124,10 @@ def test_installed_tool_works_from_outside_the_repository(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "1 of 1 inputs complete" in done.stdout
     assert (tmp_path / "out" / "clip" / "masks.mkv").is_file()
+    # numba's compiled kernels went to our cache, not beside the installed sources, where pip
+    # would leave them behind on uninstall (a leftover m2snet/ folder shadows a later install)
+    assert not list((tmp_path / "env").rglob("*.nbi"))
+    assert list((Path(os.environ["M2SNET_CACHE"]) / "numba").rglob("*.nbi"))
     usage = subprocess.run([str(bin_dir / "m2snet-rt"), "--help"], capture_output=True,
                            text=True, env=env, cwd=tmp_path)
     assert usage.stdout.startswith("usage: m2snet-rt")

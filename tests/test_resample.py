@@ -126,3 +126,30 @@ def test_training_normalization_and_the_runtimes_agree_to_float_rounding():
         for computed in (normalize(pixels, norm), torch_resize_normalize(frames, 48, norm),
                          resize_normalize(frames, 48, norm, channels_last=False)):
             torch.testing.assert_close(computed.double(), exact, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("numba_dir", [False, True])
+def test_compiled_resize_is_cached_under_ours_unless_numba_has_a_folder(tmp_path, numba_dir):
+    """In a fresh process (numba picks a function's cache folder when it is decorated): the
+    kernels land under $M2SNET_CACHE/numba, or in NUMBA_CACHE_DIR when the user set one, and
+    numba's own setting is left as the user had it."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT, cli_env
+    script = ("import numpy as np, torch, numba\n"
+              "from m2snet.resample import resize_normalize\n"
+              "resize_normalize(torch.zeros((1, 40, 30, 3), dtype=torch.uint8), 32, "
+              "(1.0,) * 3, (0.0,) * 3)\n"
+              "print(repr(numba.config.CACHE_DIR))\n")
+    extra = {"M2SNET_CACHE": str(tmp_path / "ours")}
+    if numba_dir:
+        extra["NUMBA_CACHE_DIR"] = str(tmp_path / "numba's")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=cli_env(extra), cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    chosen = tmp_path / ("numba's" if numba_dir else "ours/numba")
+    assert any(p.name.startswith("resample._resample_rows") for p in chosen.rglob("*.nbi"))
+    assert done.stdout.strip() == (repr(str(chosen)) if numba_dir else "''")
+    if numba_dir:
+        assert not (tmp_path / "ours").exists()

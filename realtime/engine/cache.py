@@ -14,19 +14,14 @@ from pathlib import Path
 
 import torch
 
+from kernels.cache_folder import cache_root
+
 log = logging.getLogger("realtime.engine")
 
 # The user's own choice of torch.compile's cache, as it stood before anything in this process
 # compiled: torch writes its default into os.environ the first time it compiles, and that
 # value must not be taken for a choice of the user's.
 _USER_INDUCTOR_DIR = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or None
-
-
-def cache_root() -> Path:
-    """$M2SNET_CACHE, else ~/.cache/m2snet-rt (XDG_CACHE_HOME respected)."""
-    base = os.environ.get("M2SNET_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "m2snet-rt")
-    return Path(base)
 
 
 def default_dir() -> Path:
