@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--size", type=int, default=352)
     parser.add_argument("--weights", default="demo", help="comma list: demo or checkpoints")
-    parser.add_argument("--alerts", default="5/8:3", help="comma list of K/N:hold")
+    parser.add_argument("--alerts", default="6/8:3",
+                        help="comma list of K/N:hold[:P/M|off] (P/M: the sure raise, "
+                             "0.9/2 when left out)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--model-size", type=int,
                         help="network input side (default: each checkpoint's own)")
@@ -60,11 +62,12 @@ def main() -> None:
         pairs = [(out / name, videos / f"{name}.truth.json") for name in names]
         pixels = None  # the masks' pixel metrics do not depend on the alert setting
         for text in args.alerts.split(","):
-            rule, hold = text.split(":")
-            settings = AlertSettings.parse(rule, int(hold))
+            rule, hold, *sure = text.split(":")
+            settings = AlertSettings.parse(rule, int(hold), *sure)
             report = evaluate(pairs, pixels=pixels is None, alerts=settings)
             pixels = report["pixels"] = report.get("pixels", pixels)
-            print(f"\n## {weights}, alert {rule} hold {hold}\n\n{table(report)}")
+            print(f"\n## {weights}, alert {rule} hold {hold} sure {settings.sure_score}/"
+                  f"{settings.sure_masks}\n\n{table(report)}")
             rows.append({"weights": weights, "alert": text, "annotate_s": round(seconds, 1),
                          "report": report})
     write_result(args.json, {"benchmark": "clinical_procedures", "command": " ".join(sys.argv),

@@ -46,12 +46,32 @@ def test_an_alert_still_on_at_the_end_is_reported():
     assert [(e["start_index"], e["end_index"]) for e in events] == [(3, 4)]
 
 
-@pytest.mark.parametrize("text, hold, message", [
-    ("3", 10, "--alert takes K/N"), ("6/5", 10, "1 <= raise_after <= window"),
-    ("3/5", 0, "hold must be at least 1")])
-def test_bad_settings_are_refused(text, hold, message):
+def _scored(scores: list[float | None], settings: AlertSettings) -> list[str]:
+    """None: a mask without a polyp; a number: its best region's mean probability."""
+    alerts = AlertFilter(settings)
+    return [alerts.update(score is not None, score or 0.0, i, i / 30).status
+            for i, score in enumerate(scores)]
+
+
+def test_masks_that_are_sure_twice_running_raise_at_once():
+    settings = AlertSettings(6, 8, 3, sure_score=0.9, sure_masks=2)
+    assert _scored([0.95, 0.92], settings) == ["suppressed", "raised"]
+    # one sure mask between unsure ones, or sure ones apart, wait for 6 of 8
+    assert _scored([0.95, 0.6, 0.95, None, 0.95, 0.7, 0.6], settings) == \
+        ["suppressed"] * 3 + ["off"] + ["suppressed"] * 2 + ["raised"]
+    assert _scored([0.95, 0.95], AlertSettings(6, 8, 3, sure_score=None)) == ["suppressed"] * 2
+    assert _scored([0.95, 0.95], AlertSettings.parse("6/8", 3, "off")) == ["suppressed"] * 2
+    assert _scored([0.8, 0.8, 0.8], AlertSettings.parse("6/8", 3, "0.75/3")) == \
+        ["suppressed", "suppressed", "raised"]
+
+
+@pytest.mark.parametrize("text, hold, sure, message", [
+    ("3", 10, "off", "--alert takes K/N"), ("6/5", 10, "0.9/2", "1 <= raise_after <= window"),
+    ("3/5", 0, "0.9/2", "hold must be at least 1"), ("3/5", 3, "0.9", "--alert-sure takes P/M"),
+    ("3/5", 3, "1.5/2", r"score in \(0, 1\]"), ("3/5", 3, "0.9/0", "at least 1 mask")])
+def test_bad_settings_are_refused(text, hold, sure, message):
     with pytest.raises(ValueError, match=message):
-        AlertSettings.parse(text, hold)
+        AlertSettings.parse(text, hold, sure)
 
 
 def test_annotate_writes_alert_states_events_and_the_border(tmp_path):
@@ -72,7 +92,8 @@ def test_annotate_writes_alert_states_events_and_the_border(tmp_path):
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert events == [e.as_dict() for e in replay.close()] and events  # polyps: an alert
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["alerts"] == {"count": len(events), "raise_after": 2, "window": 3, "hold": 2}
+    assert summary["alerts"] == {"count": len(events), "raise_after": 2, "window": 3, "hold": 2,
+                                 "sure_score": 0.9, "sure_masks": 2}
     overlay = [f.to_ndarray(format="rgb24") for f in decoded_frames(folder / "overlay.mp4")]
     for frame, image in zip(frames, overlay):  # the border marks exactly the alert frames
         corner = image[1, 1].astype(int)

@@ -66,11 +66,12 @@ def test_preprocess_times_both_paths_and_states_their_error(tmp_path):
 def test_clinical_procedures_scores_each_model_and_alert_setting(tmp_path):
     out = tmp_path / "clinical.json"
     _run("clinical_procedures.py", "--seeds", "4", "--seconds", "8", "--size", "160",
-         "--backend", "cpu", "--alerts", "3/5:3,1/1:1", "--work", str(tmp_path / "work"),
+         "--backend", "cpu", "--alerts", "3/5:3:off,1/1:1", "--work", str(tmp_path / "work"),
          "--json", str(out))
     result = json.loads(out.read_text())
     assert result["procedures"] == ["procedure4"] and len(result["rows"]) == 2
     strict, every = (row["report"] for row in result["rows"])
-    assert strict["alerts_replayed"] == {"raise_after": 3, "window": 5, "hold": 3}
+    assert strict["alerts_replayed"] == {"raise_after": 3, "window": 5, "hold": 3,
+                                         "sure_score": None, "sure_masks": 2}
     assert every["alerts"]["summary"] == every["masks"]["summary"]  # 1 of 1, hold 1: the masks
     assert strict["masks"]["summary"]["frames"] == 240

@@ -46,6 +46,8 @@ def test_the_same_flags_in_every_command():
     (["--record", "/nonexistent_dir/x.mp4"],
      "/nonexistent_dir/x.mp4: the folder /nonexistent_dir does not exist"),
     (["--masks", "m.mp4"], "m.mp4: raw masks are stored as Matroska (name the file .mkv)"),
+    (["--alert-sure", "0.9"], "--alert-sure takes P/M (raise at once when M masks in a row "
+                              "show a region of mean probability >= P) or off, got '0.9'"),
 ])
 def test_live_refuses_bad_arguments_before_the_model_loads(tmp_path, extra, message):
     video = tmp_path / "clip.mp4"

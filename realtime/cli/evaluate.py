@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alert-hold", type=int, default=3, metavar="M",
                    help="with --alert: masks in a row without a polyp that lower it "
                         "(default 3)")
+    p.add_argument("--alert-sure", default="0.9/2", metavar="P/M",
+                   help="with --alert: also raise it at once when M masks in a row show a "
+                        "region of mean probability >= P ('off': never; default 0.9/2)")
     p.add_argument("--no-pixels", action="store_true",
                    help="leave out the pixel metrics (they decode every mask)")
 
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from realtime.evaluation.report import evaluate, match_truth, table
 
     from realtime.pipeline.alerts import AlertSettings
-    alerts = AlertSettings.parse(args.alert, args.alert_hold) if args.alert else None
+    alerts = (AlertSettings.parse(args.alert, args.alert_hold, args.alert_sure)
+              if args.alert else None)
     for folder in args.runs:
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: no such result folder")

@@ -3,9 +3,12 @@ once and used by live and offline alike.
 
 A raw per-frame decision flickers (a bright rim flagged for a frame, a polyp missed for one);
 what a clinician sees is the alert. It is raised once ``raise_after`` of the last ``window``
-masks found a polyp, and held until ``hold`` masks in a row found none. Offline every frame
-has its own mask; live the filter advances only when a new mask arrives (a mask shown again
-on the next frames is not new evidence).
+masks found a polyp, or at once when ``sure_masks`` masks in a row show a region whose mean
+probability is at least ``sure_score`` (the glare, bubbles and rims that cause false alerts
+are seldom that sure twice running, and a polyp the network is sure of should not wait for the
+window to fill), and held until ``hold`` masks in a row found none. Offline every frame has its
+own mask; live the filter advances only when a new mask arrives (a mask shown again on the
+next frames is not new evidence).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AlertSettings:
-    raise_after: int = 5   # masks with a polyp ...
+    raise_after: int = 6   # masks with a polyp ...
     window: int = 8        # ... among the last this many raise the alert
     hold: int = 3          # masks in a row without one before it is lowered
+    sure_score: float | None = 0.9  # a region this sure ... (None: only the window raises)
+    sure_masks: int = 2             # ... in this many masks in a row raises it at once
 
     def __post_init__(self):
         if not 1 <= self.raise_after <= self.window:
@@ -26,16 +31,29 @@ class AlertSettings:
                              f"{self.raise_after} of {self.window}")
         if self.hold < 1:
             raise ValueError(f"hold must be at least 1 mask, got {self.hold}")
+        if self.sure_score is not None and not (0 < self.sure_score <= 1 and self.sure_masks >= 1):
+            raise ValueError(f"a sure raise needs a score in (0, 1] and at least 1 mask, got "
+                             f"{self.sure_score}/{self.sure_masks}")
 
     @classmethod
-    def parse(cls, text: str, hold: int) -> "AlertSettings":
-        """'K/N' (K of the last N masks) and the hold."""
+    def parse(cls, text: str, hold: int, sure: str = "0.9/2") -> "AlertSettings":
+        """'K/N' (K of the last N masks), the hold, and 'P/M' (a region of mean probability
+        at least P in M masks in a row) or 'off'."""
         try:
             k, n = (int(v) for v in text.split("/"))
         except ValueError:
             raise ValueError(f"--alert takes K/N (raise when K of the last N masks show a "
                              f"polyp), got {text!r}") from None
-        return cls(k, n, hold)
+        if sure == "off":
+            return cls(k, n, hold, None)
+        try:
+            score, masks = sure.split("/")
+            score, masks = float(score), int(masks)
+        except ValueError:
+            raise ValueError(f"--alert-sure takes P/M (raise at once when M masks in a row "
+                             f"show a region of mean probability >= P) or off, got "
+                             f"{sure!r}") from None
+        return cls(k, n, hold, score, masks)
 
 
 @dataclass
@@ -80,6 +98,7 @@ class AlertFilter:
     def __init__(self, settings: AlertSettings | None = None):
         self.settings = settings or AlertSettings()
         self._recent: deque[bool] = deque(maxlen=self.settings.window)
+        self._sure_run = 0  # masks in a row with a region of at least sure_score
         self._misses = 0
         self.event: AlertEvent | None = None    # the alert that is on, if any
         self.finished: list[AlertEvent] = []    # alerts that have ended
@@ -100,8 +119,11 @@ class AlertFilter:
         """One new mask: whether it found a polyp, its highest region score, its frame, and
         the tracks it shows."""
         self._recent.append(polyp)
+        sure = self.settings.sure_score
+        self._sure_run = self._sure_run + 1 if polyp and sure is not None and score >= sure else 0
         if self.event is None:
-            if sum(self._recent) < self.settings.raise_after:
+            if (sum(self._recent) < self.settings.raise_after
+                    and (sure is None or self._sure_run < self.settings.sure_masks)):
                 return AlertState(False, "suppressed" if polyp else "off")
             self.event = AlertEvent(index, time, pts)
             self._misses = 0
