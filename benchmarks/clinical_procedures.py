@@ -66,8 +66,8 @@ def main() -> None:
             settings = AlertSettings.parse(rule, int(hold), *sure)
             report = evaluate(pairs, pixels=pixels is None, alerts=settings)
             pixels = report["pixels"] = report.get("pixels", pixels)
-            print(f"\n## {weights}, alert {rule} hold {hold} sure {settings.sure_score}/"
-                  f"{settings.sure_masks}\n\n{table(report)}")
+            print(f"\n## {weights}, alert {rule} hold {hold} sure {settings.sure}\n\n"
+                  f"{table(report)}")
             rows.append({"weights": weights, "alert": text, "annotate_s": round(seconds, 1),
                          "report": report})
     write_result(args.json, {"benchmark": "clinical_procedures", "command": " ".join(sys.argv),

@@ -32,15 +32,19 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_alert_arguments(parser: argparse.ArgumentParser) -> None:
+    from realtime.pipeline.alerts import AlertSettings
+    default = AlertSettings()
     group = parser.add_argument_group("alert (the same filter live and offline)")
-    group.add_argument("--alert", default="6/8", metavar="K/N",
-                       help="raise the alert when K of the last N masks show a polyp "
-                            "(default 6/8, chosen on phantom procedures: see the README)")
-    group.add_argument("--alert-sure", default="0.9/2", metavar="P/M",
+    group.add_argument("--alert", default=default.rule, metavar="K/N",
+                       help=f"raise the alert when K of the last N masks show a polyp (default "
+                            f"{default.rule}, chosen on phantom procedures: see the README)")
+    group.add_argument("--alert-sure", default=default.sure, metavar="P/M",
                        help="or at once when M masks in a row show a region whose mean "
-                            "probability is at least P ('off': only K/N raises; default 0.9/2)")
-    group.add_argument("--alert-hold", type=int, default=3, metavar="M",
-                       help="keep it up until M masks in a row show none (default 3)")
+                            f"probability is at least P ('off': only K/N raises; default "
+                            f"{default.sure})")
+    group.add_argument("--alert-hold", type=int, default=default.hold, metavar="M",
+                       help=f"keep it up until M masks in a row show none (default "
+                            f"{default.hold})")
 
 
 def alert_settings(args: argparse.Namespace):

@@ -22,9 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alert-hold", type=int, default=3, metavar="M",
                    help="with --alert: masks in a row without a polyp that lower it "
                         "(default 3)")
-    p.add_argument("--alert-sure", default="0.9/2", metavar="P/M",
+    p.add_argument("--alert-sure", metavar="P/M",
                    help="with --alert: also raise it at once when M masks in a row show a "
-                        "region of mean probability >= P ('off': never; default 0.9/2)")
+                        "region of mean probability >= P ('off': never; default as annotate)")
     p.add_argument("--no-pixels", action="store_true",
                    help="leave out the pixel metrics (they decode every mask)")
 

@@ -35,15 +35,25 @@ class AlertSettings:
             raise ValueError(f"a sure raise needs a score in (0, 1] and at least 1 mask, got "
                              f"{self.sure_score}/{self.sure_masks}")
 
+    @property
+    def rule(self) -> str:
+        return f"{self.raise_after}/{self.window}"
+
+    @property
+    def sure(self) -> str:
+        return "off" if self.sure_score is None else f"{self.sure_score:g}/{self.sure_masks}"
+
     @classmethod
-    def parse(cls, text: str, hold: int, sure: str = "0.9/2") -> "AlertSettings":
+    def parse(cls, text: str, hold: int, sure: str | None = None) -> "AlertSettings":
         """'K/N' (K of the last N masks), the hold, and 'P/M' (a region of mean probability
-        at least P in M masks in a row) or 'off'."""
+        at least P in M masks in a row) or 'off' (None: the default sure raise)."""
         try:
             k, n = (int(v) for v in text.split("/"))
         except ValueError:
             raise ValueError(f"--alert takes K/N (raise when K of the last N masks show a "
                              f"polyp), got {text!r}") from None
+        if sure is None:
+            return cls(k, n, hold)
         if sure == "off":
             return cls(k, n, hold, None)
         try:
