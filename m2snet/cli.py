@@ -157,8 +157,10 @@ def _phantom_procedure(args: argparse.Namespace) -> int:
         procedure = Procedure(args.seed, seconds=args.procedure, fps=args.fps, size=args.size)
     except ValueError as error:
         raise M2SNetError(str(error)) from None
+    if args.entering_frames and not args.frames_every:
+        raise M2SNetError("--entering-frames adds training pairs: give --frames-every too")
     report = write_procedure(Path(args.out), procedure, frames_every=args.frames_every,
-                             progress=not args.quiet)
+                             entering_frames=args.entering_frames, progress=not args.quiet)
     stretches = ", ".join(f"{n} {kind}" for kind, n in report.stretches.items())
     print(f"wrote {report.video} ({report.frames} frames, {stretches} stretches) and "
           f"{report.truth} ({report.lesions} lesions on {report.frames_with_lesion} frames)")
@@ -191,6 +193,9 @@ def _add_phantom(sub) -> None:
     p.add_argument("--frames-every", type=int, metavar="K",
                    help="--procedure: also write every K-th frame (lesion frames 4x as often) "
                         "as images/ + masks/ PNG pairs for training")
+    p.add_argument("--entering-frames", type=int, default=0, metavar="N",
+                   help="--procedure with --frames-every: also write every one of the first N "
+                        "frames each lesion is annotated on (polyps coming into view)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_phantom)
 

@@ -9,7 +9,9 @@
   ``m2snet-rt evaluate`` scores an annotation run against;
 - with ``frames_every=K``: every K-th frame (every ``max(1, K // 4)``-th of those that show
   a lesion: they are rarer) as ``images/<name>_<index>.png`` and its mask as
-  ``masks/<name>_<index>.png`` (0/255), a training set in the folders layout.
+  ``masks/<name>_<index>.png`` (0/255), a training set in the folders layout;
+  ``entering_frames=N`` adds every one of the first N frames on which each lesion is
+  annotated (a polyp coming into view, the frames a detection aid is slowest on).
 
 Each file appears complete or not at all.
 """
@@ -39,14 +41,15 @@ class ProcedureReport:
 
 
 def write_procedure(out: Path, procedure: Procedure, frames_every: int | None = None,
-                    progress: bool = True) -> ProcedureReport:
+                    progress: bool = True, entering_frames: int = 0) -> ProcedureReport:
     import av
     from pycocotools import mask as coco_mask
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     name, size = procedure.name, procedure.size
-    images, annotations, lesion_ids, pairs = [], [], set(), 0
+    images, annotations, pairs = [], [], 0
+    first_frame: dict[str, int] = {}  # lesion id -> the first frame it is annotated on
     if frames_every:
         (out / "images").mkdir(exist_ok=True)
         (out / "masks").mkdir(exist_ok=True)
@@ -74,8 +77,10 @@ def write_procedure(out: Path, procedure: Procedure, frames_every: int | None = 
                                         "category_id": 1, "bbox": [x, y, w, h],
                                         "area": int(mask.sum()), "segmentation": rle,
                                         "iscrowd": 0, "unique_id": lesion})
-                    lesion_ids.add(lesion)
-                if frames_every and index % (max(1, frames_every // 4) if lesions else frames_every) == 0:
+                    first_frame.setdefault(lesion, index)
+                entering = any(index - first_frame[lesion] < entering_frames for lesion in lesions)
+                step = max(1, frames_every // 4) if lesions else frames_every
+                if frames_every and (entering or index % step == 0):
                     union = np.zeros((size, size), np.uint8)
                     for mask in lesions.values():
                         union[mask] = 255
@@ -99,7 +104,7 @@ def write_procedure(out: Path, procedure: Procedure, frames_every: int | None = 
         "procedure": {"seed": procedure.seed, "size": size, "stretches": procedure.plan()},
     }) + "\n")
     with_lesion = len({a["image_id"] for a in annotations})
-    return ProcedureReport(video, truth, procedure.frame_count, with_lesion, len(lesion_ids),
+    return ProcedureReport(video, truth, procedure.frame_count, with_lesion, len(first_frame),
                            kinds, pairs)
 
 

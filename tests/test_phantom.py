@@ -136,3 +136,25 @@ def test_procedure_cli_writes_video_truth_and_training_pairs_or_refuses_in_one_l
     short = run_cli("m2snet", "phantom", "--procedure", "3", "--out", tmp_path / "short")
     assert short.returncode == 1 and "a procedure needs at least 7 s" in short.stderr
     assert len(short.stderr.strip().splitlines()) == 1 and not (tmp_path / "short").exists()
+
+
+def test_entering_frames_adds_every_frame_of_a_polyp_coming_into_view(tmp_path):
+    done = run_cli("m2snet", "phantom", "--procedure", "8", "--seed", "11", "--size", "96",
+                   "--out", tmp_path, "--frames-every", "20", "--entering-frames", "6", "--quiet")
+    assert done.returncode == 0, done.stderr
+    truth = json.loads((tmp_path / "procedure11.truth.json").read_text())
+    first: dict[str, int] = {}
+    for a in sorted(truth["annotations"], key=lambda a: a["image_id"]):
+        first.setdefault(a["unique_id"], a["image_id"] - 1)
+    lesion_frames = {a["image_id"] - 1 for a in truth["annotations"]}
+    entering = {f + k for f in first.values() for k in range(6)}
+    assert entering <= lesion_frames  # each lesion stays annotated for its first 6 frames here
+    expected = sorted({i for i in range(240) if i % 20 == 0} |
+                      {i for i in lesion_frames if i % 5 == 0} | entering)
+    written = sorted(int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "images").iterdir())
+    assert written == expected and f"wrote {len(expected)} image/mask pairs" in done.stdout
+
+    alone = run_cli("m2snet", "phantom", "--procedure", "8", "--seed", "11", "--size", "96",
+                    "--out", tmp_path / "alone", "--entering-frames", "6")
+    assert alone.returncode == 1 and not (tmp_path / "alone").exists()
+    assert alone.stderr.strip() == "error: --entering-frames adds training pairs: give --frames-every too"
