@@ -78,9 +78,8 @@ def write_procedure(out: Path, procedure: Procedure, frames_every: int | None = 
                                         "area": int(mask.sum()), "segmentation": rle,
                                         "iscrowd": 0, "unique_id": lesion})
                     first_frame.setdefault(lesion, index)
-                entering = any(index - first_frame[lesion] < entering_frames for lesion in lesions)
-                step = max(1, frames_every // 4) if lesions else frames_every
-                if frames_every and (entering or index % step == 0):
+                if frames_every and _training_pair(index, lesions, first_frame, frames_every,
+                                                   entering_frames):
                     union = np.zeros((size, size), np.uint8)
                     for mask in lesions.values():
                         union[mask] = 255
@@ -106,6 +105,15 @@ def write_procedure(out: Path, procedure: Procedure, frames_every: int | None = 
     with_lesion = len({a["image_id"] for a in annotations})
     return ProcedureReport(video, truth, procedure.frame_count, with_lesion, len(first_frame),
                            kinds, pairs)
+
+
+def _training_pair(index: int, lesions: dict, first_frame: dict[str, int], every: int,
+                   entering_frames: int) -> bool:
+    """Whether frame ``index`` is written as a training pair: every ``every``-th frame, every
+    ``every // 4``-th that shows a lesion, and each lesion's first ``entering_frames``."""
+    if any(index - first_frame[lesion] < entering_frames for lesion in lesions):
+        return True
+    return index % (max(1, every // 4) if lesions else every) == 0
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
