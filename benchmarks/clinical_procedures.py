@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--size", type=int, default=352)
     parser.add_argument("--weights", default="demo", help="comma list: demo or checkpoints")
-    parser.add_argument("--alerts", default="6/8:3",
+    parser.add_argument("--alerts", default="7/8:3",
                         help="comma list of K/N:hold[:P/M|off] (P/M: the sure raise, "
-                             "0.9/2 when left out)")
+                             f"{AlertSettings().sure} when left out)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--model-size", type=int,
                         help="network input side (default: each checkpoint's own)")

@@ -92,8 +92,10 @@ def test_annotate_writes_alert_states_events_and_the_border(tmp_path):
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert events == [e.as_dict() for e in replay.close()] and events  # polyps: an alert
     summary = json.loads((folder / "summary.json").read_text())
+    defaults = AlertSettings()  # --alert-sure left out: the default sure raise
     assert summary["alerts"] == {"count": len(events), "raise_after": 2, "window": 3, "hold": 2,
-                                 "sure_score": 0.9, "sure_masks": 2}
+                                 "sure_score": defaults.sure_score,
+                                 "sure_masks": defaults.sure_masks}
     overlay = [f.to_ndarray(format="rgb24") for f in decoded_frames(folder / "overlay.mp4")]
     for frame, image in zip(frames, overlay):  # the border marks exactly the alert frames
         corner = image[1, 1].astype(int)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AlertSettings:
-    raise_after: int = 6   # masks with a polyp ...
+    raise_after: int = 7   # masks with a polyp ...
     window: int = 8        # ... among the last this many raise the alert
     hold: int = 3          # masks in a row without one before it is lowered
-    sure_score: float | None = 0.9  # a region this sure ... (None: only the window raises)
+    sure_score: float | None = 0.85  # a region this sure ... (None: only the window raises)
     sure_masks: int = 2             # ... in this many masks in a row raises it at once
 
     def __post_init__(self):
