@@ -34,9 +34,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--size", type=int, default=352)
     parser.add_argument("--weights", default="demo", help="comma list: demo or checkpoints")
-    parser.add_argument("--alerts", default="7/8:3",
+    default = AlertSettings()
+    parser.add_argument("--alerts", default=f"{default.rule}:{default.hold}",
                         help="comma list of K/N:hold[:P/M|off] (P/M: the sure raise, "
-                             f"{AlertSettings().sure} when left out)")
+                             f"{default.sure} when left out)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--model-size", type=int,
                         help="network input side (default: each checkpoint's own)")

@@ -153,12 +153,12 @@ def _add_convert(sub) -> None:
 def _phantom_procedure(args: argparse.Namespace) -> int:
     from m2snet.phantom_procedure import Procedure
     from m2snet.procedure_files import write_procedure
+    if args.entering_frames and not args.frames_every:
+        raise M2SNetError("--entering-frames adds training pairs: give --frames-every too")
     try:
         procedure = Procedure(args.seed, seconds=args.procedure, fps=args.fps, size=args.size)
     except ValueError as error:
         raise M2SNetError(str(error)) from None
-    if args.entering_frames and not args.frames_every:
-        raise M2SNetError("--entering-frames adds training pairs: give --frames-every too")
     report = write_procedure(Path(args.out), procedure, frames_every=args.frames_every,
                              entering_frames=args.entering_frames, progress=not args.quiet)
     stretches = ", ".join(f"{n} {kind}" for kind, n in report.stretches.items())

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from realtime.pipeline.alerts import AlertSettings
+    hold = AlertSettings().hold
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="annotate result folders (OUT/<stem>/ with frames.jsonl and masks.mkv)")
     p.add_argument("--truth", nargs="+", required=True, metavar="TRUTH",
@@ -19,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alert", metavar="K/N",
                    help="score the alerts this filter setting would have raised (replayed "
                         "over the runs' own masks) instead of the alerts the runs recorded")
-    p.add_argument("--alert-hold", type=int, default=3, metavar="M",
+    p.add_argument("--alert-hold", type=int, default=hold, metavar="M",
                    help="with --alert: masks in a row without a polyp that lower it "
-                        "(default 3)")
+                        f"(default {hold})")
     p.add_argument("--alert-sure", metavar="P/M",
                    help="with --alert: also raise it at once when M masks in a row show a "
                         "region of mean probability >= P ('off': never; default as annotate)")
