@@ -12,5 +12,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl "av==$version" pycocotools==2.0.11
 python3 -m pip download -q --no-deps -d .whl trackers==2.6.1 supervision==0.31.2 \
-    pydeprecate==0.13.0 defusedxml==0.7.1
+    pydeprecate==0.13.0 defusedxml==0.7.1 pysodmetrics==1.4.3
 ls -l .whl
