@@ -68,7 +68,7 @@ step msu_ops 50 python3 benchmarks/msu_ops.py --device cuda --dtypes float32,flo
 # The model grid at the authors' 352 (their dense form vs factored vs our Triton kernel, fp16,
 # bf16 and fp32, batch 1 and 8), every row checked against the authors' fp32; then 1080p end
 # to end (annotate with tracks and alerts, and live) with the demo model.
-step bench_352 170 python3 -m realtime bench --quiet --models demo,m2snet --backends cuda \
+step bench_352 150 python3 -m realtime bench --quiet --models demo,m2snet --backends cuda \
     --precisions fp16,bf16,fp32 --batches 1,8 --sizes 352 --repeats 30 --e2e-height 1080 \
     --e2e-seconds 4 --json "$RESULTS/bench_cuda_352.json" --plot "$PLOTS/bench_cuda_352.png"
 
@@ -83,12 +83,12 @@ step live_latency 40 python3 benchmarks/live_latency.py --backend cuda --rates 6
 
 # Offline annotation at 1080p, batch 8, both models: where the time goes (decode, inference,
 # overlay + H.264 + FFV1) once the GPU does the network's work.
-step annotate_1080p 70 python3 benchmarks/annotate_throughput.py --backend cuda --height 1080 \
+step annotate_1080p 60 python3 benchmarks/annotate_throughput.py --backend cuda --height 1080 \
     --seconds 4 --batch 8 --models demo,m2snet-res2net50 \
     --json "$RESULTS/annotate_cuda_1080p_batch8.json"
 
 # torch.compile with CUDA graphs: the authors' form and our kernel (compile time logged).
-step bench_compile 100 python3 -m realtime bench --quiet --models demo --backends compile \
+step bench_compile 90 python3 -m realtime bench --quiet --models demo --backends compile \
     --precisions fp16 --batches 1 --sizes 256 --impls reference,kernel --repeats 30 \
     --e2e-height 0 --json "$RESULTS/bench_compile_demo256.json" \
     --plot "$PLOTS/bench_compile.png"
@@ -96,9 +96,9 @@ step bench_compile 100 python3 -m realtime bench --quiet --models demo --backend
 # Training on CUDA (autocast + GradScaler): Res2Net-50 M2SNet at 352, a few epochs on phantom
 # stills; metrics.jsonl gives minutes per epoch and the validation Dice.
 wait
-step train_res2net50 60 python3 -m m2snet train configs/train/phantom_res2net50.yaml \
+step train_res2net50 55 python3 -m m2snet train configs/train/phantom_res2net50.yaml \
     --quiet --out /tmp/train_res2net50 data.train=/tmp/phantom/train \
-    data.val=/tmp/phantom/val batch_size=16 workers=6 epochs=3 max_minutes=0.6 \
+    data.val=/tmp/phantom/val batch_size=16 workers=6 epochs=3 max_minutes=0.5 \
     bn_recalibrate=2
 cp /tmp/train_res2net50/metrics.jsonl "$RESULTS/train_res2net50_metrics.jsonl" 2>/dev/null
 tar -cf "$OUT/results.tar" -C "$RESULTS" .
