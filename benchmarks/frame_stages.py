@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
+import cv2  # noqa: F401  (before av, which the pipeline imports: one OpenCV/FFmpeg order)
 import numpy as np
 import torch
 
@@ -70,7 +70,8 @@ def stages(segmenter: Segmenter, frame: np.ndarray, repeats: int) -> dict:
         "resize_normalize": lambda: resize_normalize(batch, segmenter.size,
                                                      segmenter.normalization, runner.input_dtype),
         "network": lambda: runner.forward(x),
-        "to_frame_size_threshold": lambda: to_frame_size(logits, height, width) > 0.5,
+        "to_frame_size_threshold": lambda: to_frame_size(logits, height, width)
+                                           > segmenter.threshold,
         "download": lambda: (probabilities[0].cpu().numpy(), masks[0].cpu().numpy()),
         "analyze": lambda: analyze(host_m, host_p, 64),
     }
@@ -123,5 +124,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cv2.setNumThreads(cv2.getNumThreads())  # cv2 first, as everywhere (before av)
     raise SystemExit(main())
