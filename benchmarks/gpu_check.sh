@@ -9,6 +9,8 @@
 #   here, once:  bash benchmarks/gpu_wheels.sh       (PyAV and the tracker packages into .whl/)
 #   device run:  bash benchmarks/gpu_check.sh        (carry [".whl"], timeout_s 600)
 #   here, after: tar -xf results.tar -C benchmarks/results/gpu_<card>/
+# STEPS="tests stages_cuda" bash benchmarks/gpu_check.sh runs only the named steps (a later
+# lease can spend its minutes on what an earlier one left open).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-benchmarks/results/gpu}
@@ -39,6 +41,10 @@ tee "$LOG" < "$OUT/env.txt"
 step() {
     local name=$1 limit=$2 start=$SECONDS
     shift 2
+    if [[ -n "${STEPS:-}" && " $STEPS " != *" $name "* ]]; then
+        echo "== $name: not in STEPS, skipped" | tee -a "$LOG"
+        return
+    fi
     echo "== $name (limit ${limit} s)" | tee -a "$LOG"
     timeout "$limit" "$@" 2>&1 | grep -v -e Warning -e warnings.warn | tee "$RESULTS/$name.log" \
         | tee -a "$LOG" >/dev/null
@@ -78,6 +84,13 @@ step stages_cuda 40 python3 benchmarks/frame_stages.py --backend cuda --height 1
     --json "$RESULTS/frame_stages_cuda_1080p.json"
 step stages_compile 50 python3 benchmarks/frame_stages.py --backend compile --height 1080 \
     --json "$RESULTS/frame_stages_compile_1080p.json"
+
+# 1080p end to end on eager cuda, the demo model at its own 256, beside the compile run below
+# (the same lease, so the two compare).
+step e2e_cuda 60 python3 -m realtime bench --quiet --models demo --backends cuda \
+    --precisions fp16 --batches 1 --sizes 256 --impls reference,kernel --repeats 10 \
+    --e2e-height 1080 --e2e-seconds 4 --json "$RESULTS/bench_cuda_demo256_e2e.json" \
+    --plot "$PLOTS/bench_cuda_demo256_e2e.png"
 
 # torch.compile with CUDA graphs: the demo model's grid row and 1080p end to end with it
 # (its compile cache is warm from the step before).
