@@ -56,7 +56,8 @@ def _busy_python(stop: threading.Event) -> None:
 
 
 @torch.inference_mode()
-def stages(segmenter: Segmenter, frame: np.ndarray, repeats: int) -> dict:
+def stages(segmenter: Segmenter, frame: np.ndarray, repeats: int,
+           switch_intervals: list[float]) -> dict:
     device, runner = segmenter.device, segmenter.runner
     height, width = frame.shape[:2]
     batch, _ = to_batch(frame, device, segmenter.stager)
@@ -81,14 +82,20 @@ def stages(segmenter: Segmenter, frame: np.ndarray, repeats: int) -> dict:
         segmenter(frame[None]).numpy()
 
     result["whole_call"] = _median_ms(whole, device, repeats)
-    stop = threading.Event()
-    busy = threading.Thread(target=_busy_python, args=(stop,), daemon=True)
-    busy.start()
-    try:
-        result["whole_call_with_busy_thread"] = _median_ms(whole, device, repeats)
-    finally:
-        stop.set()
-        busy.join()
+    default_interval = sys.getswitchinterval()
+    for interval in switch_intervals:
+        # A thread that gave the lock up waits up to this long to get it back from a busy one.
+        sys.setswitchinterval(interval)
+        stop = threading.Event()
+        busy = threading.Thread(target=_busy_python, args=(stop,), daemon=True)
+        busy.start()
+        try:
+            result[f"whole_call_with_busy_thread_switch_{interval * 1e3:g}ms"] = _median_ms(
+                whole, device, repeats)
+        finally:
+            stop.set()
+            busy.join()
+            sys.setswitchinterval(default_interval)
     result["foreground"] = float(host_m.mean())
     return result
 
@@ -100,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="default: the bundled demo model")
     parser.add_argument("--height", type=int, default=1080, help="16:9 frames of this height")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--switch-intervals", default=str(sys.getswitchinterval()),
+                        help="Python's thread switch intervals (seconds, comma-separated) to "
+                             "time the call beside the busy thread at (default: the current)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     segmenter = Segmenter(args.weights, backend=args.backend, precision=args.precision)
@@ -110,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     frame[:, x0:x0 + args.height] = still  # the field of view on a black monitor frame
     segmenter.warmup(iterations=3)
     segmenter(frame)  # this frame size's first call (resize kernels, buffers)
-    result = stages(segmenter, frame, args.repeats)
+    intervals = [float(v) for v in args.switch_intervals.split(",")]
+    result = stages(segmenter, frame, args.repeats, intervals)
     print(f"{segmenter.info.runner}, {width}x{args.height}, median ms over {args.repeats}:")
     for name, value in result.items():
-        print(f"  {name:<28} {value:8.2f}" if name != "foreground" else
-              f"  {name:<28} {value:8.3f} of the frame")
+        print(f"  {name:<44} {value:8.2f}" if name != "foreground" else
+              f"  {name:<44} {value:8.3f} of the frame")
     write_result(args.json, {
         "benchmark": "frame_stages", "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv), "env": describe_environment(),

@@ -80,9 +80,13 @@ step bench_demo256 40 python3 -m realtime bench --quiet --models demo --backends
 
 # Where a 1080p frame's time goes (upload, resize, network, back to frame size, download,
 # regions), and the whole call beside a busy Python thread: eager cuda, then CUDA graphs.
-step stages_cuda 40 python3 benchmarks/frame_stages.py --backend cuda --height 1080 \
+# Beside a busy thread eager cuda takes seconds a frame at Python's default 5 ms switch
+# interval (the second lease): few repeats, and the shorter intervals too.
+step stages_cuda 90 python3 benchmarks/frame_stages.py --backend cuda --height 1080 \
+    --repeats 5 --switch-intervals 0.005,0.001,0.0002 \
     --json "$RESULTS/frame_stages_cuda_1080p.json"
-step stages_compile 50 python3 benchmarks/frame_stages.py --backend compile --height 1080 \
+step stages_compile 60 python3 benchmarks/frame_stages.py --backend compile --height 1080 \
+    --repeats 10 --switch-intervals 0.005,0.001,0.0002 \
     --json "$RESULTS/frame_stages_compile_1080p.json"
 
 # 1080p end to end on eager cuda, the demo model at its own 256, beside the compile run below

@@ -66,15 +66,16 @@ def test_preprocess_times_both_paths_and_states_their_error(tmp_path):
 def test_frame_stages_times_each_stage_alone_and_beside_a_busy_thread(tmp_path):
     out = tmp_path / "stages.json"
     printed = _run("frame_stages.py", "--backend", "cpu", "--height", "144", "--repeats", "2",
-                   "--json", str(out))
+                   "--switch-intervals", "0.005,0.0005", "--json", str(out))
     result = json.loads(out.read_text())
     assert result["size"] == "256x144" and result["backend"].startswith("cpu")
     stages = result["median_ms"]
     assert set(stages) == {"upload", "resize_normalize", "network", "to_frame_size_threshold",
-                           "download", "analyze", "whole_call", "whole_call_with_busy_thread",
-                           "foreground"}
-    assert all(stages[k] > 0 for k in ("network", "whole_call", "whole_call_with_busy_thread"))
-    assert "whole_call_with_busy_thread" in printed
+                           "download", "analyze", "whole_call", "foreground",
+                           "whole_call_with_busy_thread_switch_5ms",
+                           "whole_call_with_busy_thread_switch_0.5ms"}
+    assert all(v > 0 for k, v in stages.items() if k.startswith(("network", "whole_call")))
+    assert "whole_call_with_busy_thread_switch_0.5ms" in printed
 
 
 def test_clinical_procedures_scores_each_model_and_alert_setting(tmp_path):
