@@ -102,6 +102,10 @@ step bench_compile 90 python3 -m realtime bench --quiet --models demo --backends
     --precisions fp16 --batches 1 --sizes 256 --impls reference,kernel --repeats 30 \
     --e2e-height 1080 --e2e-seconds 4 --json "$RESULTS/bench_compile_demo256.json" \
     --plot "$PLOTS/bench_compile.png"
+# One compiled Segmenter from several threads: annotate at batch 1 and 8, then live at batch 1
+# (the second lease saw live's graph capture fail after a batch-8 annotate).
+step compile_threads 150 python3 benchmarks/compile_threads.py --backend compile \
+    --batches 1,8 --height 1080 --json "$RESULTS/compile_threads_1080p.json"
 # Measured once (2026-12-04, benchmarks/results/gpu_h200/) and left out for time: 1080p60 live
 # latency (benchmarks/live_latency.py), annotate at batch 8 (benchmarks/annotate_throughput.py)
 # and a short CUDA training run.

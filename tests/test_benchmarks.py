@@ -90,3 +90,16 @@ def test_clinical_procedures_scores_each_model_and_alert_setting(tmp_path):
                                          "sure_score": None, "sure_masks": 2}
     assert every["alerts"]["summary"] == every["masks"]["summary"]  # 1 of 1, hold 1: the masks
     assert strict["masks"]["summary"]["frames"] == 240
+
+
+def test_compile_threads_reports_each_batch_size_from_annotate_then_live(tmp_path):
+    out = tmp_path / "threads.json"
+    printed = _run("compile_threads.py", "--backend", "cpu", "--batches", "1,3", "--height",
+                   "144", "--seconds", "0.5", "--json", str(out))
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["batch"] for r in runs] == [1, 3] and not any("error" in r for r in runs)
+    for run in runs:
+        annotate, live = run["rows"]
+        assert annotate["pipeline"] == "annotate" and annotate["batch"] == run["batch"]
+        assert annotate["frames"] == 15 and live["pipeline"] == "live"
+    assert "batch 3: live cpu" in printed
