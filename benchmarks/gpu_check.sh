@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared run for a GPU machine (results: the README's "On a GPU"): kernels and
-# backends on CUDA against their references, then the GPU benchmarks. Budget: under 10
-# minutes of device time, every step under its own limit.
+# backends on CUDA against their references, then the GPU benchmarks, every step under its own
+# limit. All steps together can take up to 14 minutes, more than one command may run (10):
+# choose with STEPS (below). Open after the second lease: STEPS="tests compile_threads"
+# (whether auto may pick compile on a GPU), then "stages_cuda e2e_cuda bench_compile" again
+# if compile_threads passes with auto's choice changed.
 # The device tool returns at most 8 files from $OUT, and nothing of a step cut off at the
 # command's limit unless it is already there: so $OUT holds env.txt, gpu_check.log (every
 # step's output) and results.tar (every step's JSON and logs, packed again after each step).
@@ -10,7 +13,7 @@
 #   device run:  bash benchmarks/gpu_check.sh        (carry [".whl"], timeout_s 600)
 #   here, after: tar -xf results.tar -C benchmarks/results/gpu_<card>/
 # STEPS="tests stages_cuda" bash benchmarks/gpu_check.sh runs only the named steps (a later
-# lease can spend its minutes on what an earlier one left open).
+# lease spends its minutes on what an earlier one left open); without STEPS, every step.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-benchmarks/results/gpu}
