@@ -3,6 +3,8 @@ entry, with no edit elsewhere (names, help, availability, auto, Segmenter, the w
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,19 @@ def test_auto_picks_the_highest_ranked_backend_that_runs():
     assert backends.resolve("auto").name == expected
     if not torch.cuda.is_available():
         assert expected in ("openvino", "cpu")
+
+
+def test_auto_on_a_gpu_without_tensorrt_picks_eager_cuda_and_names_compile(monkeypatch, caplog):
+    """This machine has no GPU: torch is told it has one (only resolve's choice and its log
+    are checked; nothing runs on it). tests/test_gpu_backends.py runs both on a real GPU."""
+    if backends.get("tensorrt").missing() is None:
+        pytest.skip("torch-tensorrt is installed: auto picks it")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a pretend GPU")
+    with caplog.at_level(logging.INFO, logger="realtime.engine"):
+        assert backends.resolve("auto").name == "cuda"
+    assert "backend auto -> cuda (a pretend GPU)" in caplog.text
+    assert "--backend compile (CUDA graphs)" in caplog.text
 
 
 @pytest.fixture

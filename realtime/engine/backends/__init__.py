@@ -147,6 +147,10 @@ def resolve(name: str) -> Backend:
         gpu = torch.cuda.is_available()
         log.info("backend auto -> %s (%s)", chosen.name,
                  torch.cuda.get_device_name() if gpu else "no CUDA GPU found")
+        if chosen.name == "cuda":
+            log.info("tip: at batch 1, --backend compile (CUDA graphs) annotated 1.4-2.9x faster "
+                     "than eager cuda at 1080p on an H200; auto does not pick it yet (README: "
+                     "'On a GPU')")
         return chosen
     backend = get(name)
     reason = backend.missing()
