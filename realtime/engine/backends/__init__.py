@@ -76,6 +76,7 @@ class Backend:
     artifact_precision: Callable[[str], str] = lambda precision: precision
     auto_rank: int | None = None        # auto picks the highest-ranked backend that can run
     precision_hint: str = ""            # what to say when a precision is refused
+    auto_note: str = ""                 # logged when auto picks it (a faster choice auto skips)
 
     def torch_device(self) -> torch.device:
         if self.device == "any":
@@ -147,10 +148,8 @@ def resolve(name: str) -> Backend:
         gpu = torch.cuda.is_available()
         log.info("backend auto -> %s (%s)", chosen.name,
                  torch.cuda.get_device_name() if gpu else "no CUDA GPU found")
-        if chosen.name == "cuda":
-            log.info("tip: at batch 1, --backend compile (CUDA graphs) annotated 1.4-2.9x faster "
-                     "than eager cuda at 1080p on an H200; auto does not pick it yet (README: "
-                     "'On a GPU')")
+        if chosen.auto_note:
+            log.info("tip: %s", chosen.auto_note)
         return chosen
     backend = get(name)
     reason = backend.missing()

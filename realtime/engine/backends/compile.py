@@ -24,7 +24,7 @@ from realtime.engine.backends.torch_eager import autocast_forward
 log = logging.getLogger("realtime.engine")
 
 
-def timed_first_call(fn, what: str, usually: str = "10-60 s"):
+def timed_first_call(fn, what: str, usually: str):
     """Log the first call (where compilation happens) and how long it took."""
     state = {"first": True}
 
